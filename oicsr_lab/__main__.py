@@ -1,0 +1,7 @@
+"""``python -m oicsr_lab`` runs the ``oicsr-lab`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,216 @@
+"""The ``oicsr-lab`` command: thin subcommands over the library.
+
+``train``, ``eval``, ``info`` here; other modules add theirs through :data:`SUBCOMMANDS`
+(``prune``, ``reproduce``). Errors of the project print as one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .errors import OICSRError
+
+SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def subcommand(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
+    """Register ``fn(args) -> exit code`` as ``oicsr-lab <name>``."""
+
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        SUBCOMMANDS[name] = (add_args, fn)
+        fn.__cli_help__ = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        return fn
+
+    return deco
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options every run-like subcommand shares."""
+    p.add_argument("--data-dir", default=None, help="data root (default: $OICSR_LAB_DATA, else a user cache dir)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """Options of ``train`` (also reused by ``prune`` and ``reproduce``)."""
+    from .train.config import PRESETS
+
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="budget preset (default: quick)")
+    p.add_argument("--model", help="registry name, e.g. resnet20, resnet56, vgg16_bn, torchvision:resnet18")
+    p.add_argument("--width", type=float, help="channel width multiplier")
+    p.add_argument("--data", dest="dataset", help="cifar10-sample, cifar10, cifar100 or imagefolder:<path>")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", help="cosine, step, onecycle or constant")
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--train-subset", type=int, help="train on this many images only")
+    p.add_argument("--reg", help="l2, gl, l1bn, oicsr_gl, growl or oicsr_growl")
+    p.add_argument("--strength", type=float, help="regularisation strength lambda_s")
+    p.add_argument("--reg-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="regulariser option, e.g. mode=proximal (repeatable)")
+    add_common(p)
+
+
+def config_from_args(args: argparse.Namespace):
+    """A validated TrainConfig from the preset plus explicit flags."""
+    from .train.config import preset
+
+    opts = {}
+    for kv in getattr(args, "reg_option", []) or []:
+        if "=" not in kv:
+            from .errors import ConfigError
+
+            raise ConfigError(f"--reg-option {kv!r} is not KEY=VALUE; e.g. --reg-option mode=proximal")
+        k, v = kv.split("=", 1)
+        opts[k] = _parse_value(v)
+    fields = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
+              "label_smoothing", "seed", "train_subset", "reg", "strength")
+    cfg = preset(args.preset, **{f: getattr(args, f, None) for f in fields})
+    if opts:
+        cfg = cfg.replace(reg_options=opts)
+    return cfg.validate()
+
+
+def _parse_value(v: str):
+    """'1e-3' -> float, 'true' -> True, else the string."""
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _train_out(p: argparse.ArgumentParser) -> None:
+    add_train_args(p)
+    p.add_argument("--out", default=None, help="run folder for checkpoint.pt and metrics.jsonl (default: runs/<model>-<reg>-<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+
+
+@subcommand("train", _train_out)
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model (optionally under a sparsity regulariser) with checkpoints and a metrics log."""
+    from .train import build_trainer, set_threads
+
+    set_threads(args.threads)
+    cfg = config_from_args(args)
+    out = Path(args.out or f"runs/{cfg.model}-{cfg.reg}-{args.preset}")
+    trainer = build_trainer(cfg, out_dir=out, data_dir=args.data_dir, device=args.device,
+                            show_progress=False if args.no_progress else None)
+    for note in trainer.data.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if trainer.rank == 0:
+        print(f"training {cfg.model} (width {cfg.width}) on {cfg.dataset} [{len(trainer.train_split)} train / "
+              f"{len(trainer.test_split)} test] for {cfg.epochs} epochs, reg={cfg.reg} strength={cfg.strength}, "
+              f"device={trainer.device}, out={out}")
+    history = trainer.fit(resume=args.resume)
+    if trainer.rank == 0:
+        for r in history[-3:]:
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}))
+        print(f"final test accuracy {history[-1]['test_acc']:.2f}%  (checkpoint: {trainer.checkpoint_path})")
+    return 0
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a run's checkpoint.pt (or a run folder)")
+    p.add_argument("--data", dest="dataset", default=None, help="dataset (default: the one the run trained on)")
+    add_common(p)
+
+
+@subcommand("eval", _eval_args)
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a trained checkpoint's test accuracy."""
+    from .data import load_dataset
+    from .models import build_model
+    from .train import evaluate, load_checkpoint, resolve_device, set_threads
+    from .train.config import TrainConfig
+
+    set_threads(args.threads)
+    path = Path(args.checkpoint)
+    path = path / "checkpoint.pt" if path.is_dir() else path
+    blob = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(blob["config"])
+    data = load_dataset(args.dataset or cfg.dataset, root=args.data_dir)
+    arch = blob["arch"]
+    if arch.get("num_classes") != data.num_classes:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{path}: checkpoint has {arch.get('num_classes')} classes but {data.name} has {data.num_classes}; "
+                              f"evaluate on the data set it was trained on")
+    model = build_model(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
+    model.load_state_dict(blob["model"])
+    model.to(resolve_device(args.device))
+    res = evaluate(model, data)
+    print(json.dumps({"checkpoint": str(path), "dataset": data.name, "epoch": blob["epoch"], **res}))
+    return 0
+
+
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--input-size", type=int, default=None, help="default: 32 for the CIFAR zoo, 224 for torchvision")
+    p.add_argument("--groups", action="store_true", help="also list the out-in-channel groups")
+
+
+@subcommand("info", _info_args)
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print a model summary: layers, parameters, MACs (Conv + Linear) and out-in-channel groups."""
+    from .summary import model_summary
+
+    print(model_summary(args.model, width=args.width, num_classes=args.num_classes,
+                        input_size=args.input_size, show_groups=args.groups))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with every registered subcommand."""
+    _load_plugins()
+    parser = argparse.ArgumentParser(prog="oicsr-lab", description="Channel pruning with OICSR: train, prune, reproduce.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, fn) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=fn.__cli_help__, description=fn.__doc__)
+        add_args(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def _load_plugins() -> None:
+    """Import modules that register further subcommands (missing ones are skipped)."""
+    import importlib
+
+    for mod in ("oicsr_lab.pruning.cli", "oicsr_lab.experiments.cli"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``oicsr-lab`` and ``python -m oicsr_lab``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OICSRError as e:
+        print(f"oicsr-lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

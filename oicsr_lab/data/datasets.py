@@ -1,0 +1,242 @@
+"""Datasets by name: ``cifar10``, ``cifar100``, ``cifar10-sample``, ``imagefolder:<path>``.
+
+Small data sets are decoded once into a uint8 tensor cache (written atomically) and trained
+from memory; see :mod:`oicsr_lab.data.loader` for the batched augmentation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from ..io import atomic_torch_save
+from .imagefolder import ARCHIVE_SUFFIXES, is_archive, read_imagefolder
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+SAMPLE_NAME = "cifar10-sample"
+SAMPLE_FILE = "cifar10-sample.tar.gz"
+CACHE_VERSION = 1
+
+
+@dataclass
+class Split:
+    """One split held in memory: uint8 images ``(N, 3, H, W)`` and int64 labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None, seed: int = 0) -> "Split":
+        """A class-stratified-by-chance random subset of ``n`` examples (all when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        return Split(self.images[idx], self.labels[idx])
+
+
+@dataclass
+class DatasetSplits:
+    """Train and test splits plus what a model needs to know about them."""
+
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: tuple[float, ...] = CIFAR_MEAN
+    std: tuple[float, ...] = CIFAR_STD
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A float input of the right shape, for tracing and FLOPs counting."""
+        return torch.zeros(batch, 3, self.input_size, self.input_size)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$OICSR_LAB_DATA``, else the user cache dir."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("OICSR_LAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("oicsr-lab"))
+
+
+def cache_dir(root: Path) -> Path:
+    """Where decoded tensor caches go: ``<root>/.oicsr-cache`` if writable, else the user cache."""
+    cand = root / ".oicsr-cache"
+    try:
+        cand.mkdir(parents=True, exist_ok=True)
+        if os.access(cand, os.W_OK):
+            return cand
+    except OSError:
+        pass
+    from platformdirs import user_cache_dir
+
+    fallback = Path(user_cache_dir("oicsr-lab")) / "tensors"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def sample_path() -> Path:
+    """Path of the CIFAR-10 sample shipped inside the package."""
+    return Path(str(resources.files("oicsr_lab.data").joinpath("assets", SAMPLE_FILE)))
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True, size: int | None = None) -> DatasetSplits:
+    """Load a data set by name into memory, e.g. ``load_dataset("cifar10-sample")``.
+
+    Names: ``cifar10-sample`` (shipped, offline), ``cifar10`` / ``cifar100`` (torchvision;
+    downloaded into the data root when possible, else a CIFAR-10 ImageFolder archive found in
+    the data root is used), ``imagefolder:<path>`` (a folder or .tar/.tar.gz/.zip with
+    train/ and test/ (or val/) class folders). ``root``: see :func:`data_root`.
+    """
+    if not isinstance(name, str) or not name:
+        raise DataError(f"dataset name must be a non-empty string, got {name!r}")
+    root_path = data_root(root)
+    if name == SAMPLE_NAME:
+        return _from_imagefolder(sample_path(), SAMPLE_NAME, root_path, size)
+    if name.startswith("imagefolder:"):
+        path = Path(name.split(":", 1)[1]).expanduser()
+        if not path.is_absolute() and not path.exists() and (root_path / path).exists():
+            path = root_path / path
+        return _from_imagefolder(path, name, root_path, size)
+    if name in ("cifar10", "cifar100"):
+        return _from_torchvision(name, root_path, download)
+    raise DataError(
+        f"unknown dataset {name!r}; choose cifar10-sample (shipped), cifar10, cifar100 or imagefolder:<path>"
+    )
+
+
+def _cached(key: str, root: Path, build) -> dict:
+    """Load the tensor cache ``key`` from ``root``'s cache folder, or build and save it atomically."""
+    path = cache_dir(root) / f"{key}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+            if blob.get("version") == CACHE_VERSION:
+                return blob
+        except Exception:  # a corrupt cache is rebuilt, never trusted
+            pass
+    blob = build()
+    blob["version"] = CACHE_VERSION
+    try:
+        atomic_torch_save(blob, path)
+    except OSError as e:
+        warnings.warn(f"could not write tensor cache {path}: {e}; continuing without it")
+    return blob
+
+
+def _file_key(path: Path) -> str:
+    """A cache key that changes when the file or folder changes."""
+    st = path.stat()
+    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return f"{path.name.split('.')[0]}-{h}"
+
+
+def _from_imagefolder(path: Path, name: str, root: Path, size: int | None) -> DatasetSplits:
+    """Decode an ImageFolder tree/archive (cached) into DatasetSplits."""
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file or folder for dataset {name!r}; expected an ImageFolder tree or a "
+            f"{'/'.join(ARCHIVE_SUFFIXES)} archive; check the path, --data-dir or OICSR_LAB_DATA"
+        )
+
+    def build() -> dict:
+        d = read_imagefolder(path, size=size)
+        return {"train_x": d["train"][0], "train_y": d["train"][1], "test_x": d["test"][0], "test_y": d["test"][1], "classes": d["classes"]}
+
+    blob = _cached(_file_key(path) + (f"-{size}" if size else ""), root, build)
+    return DatasetSplits(
+        name=name,
+        train=Split(blob["train_x"], blob["train_y"]),
+        test=Split(blob["test_x"], blob["test_y"]),
+        classes=list(blob["classes"]),
+        source=str(path),
+    )
+
+
+def find_cifar10_archive(root: Path) -> Path | None:
+    """A CIFAR-10 ImageFolder archive in ``root`` (e.g. cifar10-jpeg.tar.gz), if any."""
+    if not root.is_dir():
+        return None
+    for p in sorted(root.iterdir()):
+        if is_archive(p) and "cifar10" in p.name.lower().replace("-", "").replace("_", "") and "100" not in p.name:
+            return p
+    for p in (root / "cifar10",):
+        if p.is_dir() and (p / "train").is_dir():
+            return p
+    return None
+
+
+def _from_torchvision(name: str, root: Path, download: bool) -> DatasetSplits:
+    """CIFAR-10/100 through torchvision, falling back to a CIFAR-10 archive in the data root."""
+    import torchvision.datasets as tvd
+
+    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+
+    def build() -> dict:
+        tr = cls(str(root), train=True, download=False)
+        te = cls(str(root), train=False, download=False)
+        to_t = lambda ds: torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        return {
+            "train_x": to_t(tr), "train_y": torch.tensor(tr.targets), "test_x": to_t(te),
+            "test_y": torch.tensor(te.targets), "classes": list(tr.classes),
+        }
+
+    try:
+        cls(str(root), train=True, download=False)  # raises when the official files are missing
+        have_official = True
+    except RuntimeError:
+        have_official = False
+    if not have_official and download:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            cls(str(root), train=True, download=True)
+            cls(str(root), train=False, download=True)
+            have_official = True
+        except Exception as e:  # offline: fall through to a local archive
+            reason = f"download failed ({type(e).__name__})"
+        else:
+            reason = ""
+    else:
+        reason = "download disabled" if not have_official else ""
+    if have_official:
+        blob = _cached(f"{name}-official", root, build)
+        return DatasetSplits(
+            name=name, train=Split(blob["train_x"], blob["train_y"]), test=Split(blob["test_x"], blob["test_y"]),
+            classes=list(blob["classes"]), source=str(root),
+        )
+    if name == "cifar10":
+        archive = find_cifar10_archive(root)
+        if archive is not None:
+            note = f"official CIFAR-10 files not found in {root} ({reason}); using the ImageFolder archive {archive}"
+            warnings.warn(note)
+            ds = _from_imagefolder(archive, name, root, None)
+            ds.notes.append(note)
+            return ds
+    raise DataError(
+        f"{name}: the official files are not in {root} and could not be downloaded ({reason}); "
+        f"download them with internet access, or point --data-dir / OICSR_LAB_DATA at a folder holding them"
+        + (" or a CIFAR-10 ImageFolder archive (e.g. cifar10-jpeg.tar.gz)" if name == "cifar10" else "")
+    )

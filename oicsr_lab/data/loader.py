@@ -1,0 +1,93 @@
+"""Batches from in-memory uint8 tensors, with batched augmentation on the training device.
+
+Pad-4 random crop + horizontal flip are drawn for the whole *global* batch from a generator
+seeded by ``(seed, epoch)``, so a run is reproducible, resumable at an epoch boundary, and a
+DistributedDataParallel rank sees exactly its share of the batch a single process would see.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .datasets import Split
+
+
+def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Pad-``pad`` random crop and random horizontal flip of a uint8/float batch ``(N, C, H, W)``."""
+    n, _, h, w = x.shape
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    oy, ox, flip = oy.to(x.device), ox.to(x.device), flip.to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+    cols = torch.where(flip[:, None, None], (ox[:, None] + (w - 1 - torch.arange(w, device=x.device)))[:, None, :], cols)
+    out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (n, h, w, C)
+    return out.permute(0, 3, 1, 2)
+
+
+class TensorLoader:
+    """Iterate normalised float batches of a :class:`Split` held in memory.
+
+    ``rank``/``world_size`` shard each global batch for DistributedDataParallel; ``augment``
+    applies :func:`random_crop_flip`; ``channels_last`` returns NHWC-strided tensors.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        shuffle: bool = False,
+        augment: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"global batch {batch_size} must be divisible by world size {world_size}")
+        self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
+        self.drop_last, self.device, self.seed = drop_last, torch.device(device), seed
+        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.epoch = 0
+        self._images = split.images.to(self.device)
+        self._labels = split.labels.to(self.device)
+        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle and augmentation to draw (like DistributedSampler)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.split)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        n = len(self.split)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self._images.index_select(0, idx)
+            if self.augment:
+                x = random_crop_flip(x, gen)  # drawn for the global batch on every rank
+            y = self._labels.index_select(0, idx)
+            if self.world_size > 1:
+                per = -(-len(idx) // self.world_size)
+                x, y = x[self.rank * per : (self.rank + 1) * per], y[self.rank * per : (self.rank + 1) * per]
+            x = (x.float() - self._mean) / self._std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y

@@ -1,0 +1,262 @@
+"""The training loop used by the CLI, the notebooks and the pruning pipeline.
+
+SGD with momentum, a per-iteration LR schedule, optional label smoothing and an optional
+regulariser hook (see ``docs/design.md``): ``penalty`` is added to the loss,
+``after_backward`` may edit gradients, ``after_step`` may apply a proximal step. The trainer
+knows nothing about pruning. Checkpoints are atomic and a run resumes to the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+import torch.nn as nn
+
+from ..data import DatasetSplits, Split, TensorLoader
+from ..io import atomic_write_json, atomic_write_text
+from ..progress import progress
+from . import distributed as dist_utils
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+
+
+class RegularizerHook(Protocol):
+    """What the trainer calls on a regulariser (all three may be no-ops)."""
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None: ...
+    def after_backward(self, model: nn.Module) -> None: ...
+    def after_step(self, model: nn.Module, lr: float) -> None: ...
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; anything else is passed to torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from ..errors import ConfigError
+
+        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+    return dev
+
+
+def lr_lambda(schedule: str, total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base LR at iteration ``t`` for each schedule."""
+    total_steps = max(1, total_steps)
+    if schedule == "onecycle" and warmup_steps == 0:
+        warmup_steps = int(0.3 * total_steps)
+
+    def f(t: int) -> float:
+        if t < warmup_steps:
+            start = 0.04 if schedule == "onecycle" else 0.0
+            return start + (1 - start) * (t + 1) / warmup_steps
+        if schedule in ("cosine", "onecycle"):
+            p = (t - warmup_steps) / max(1, total_steps - warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+        if schedule == "step":
+            return 0.01 if t >= 0.75 * total_steps else 0.1 if t >= 0.5 * total_steps else 1.0
+        return 1.0
+
+    return f
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: DatasetSplits, split: Split | None = None, batch_size: int = 500,
+             device: str | torch.device | None = None, channels_last: bool = False) -> dict[str, float]:
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split`` (default: test)."""
+    split = data.test if split is None else split
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = TensorLoader(split, batch_size, data.mean, data.std, device=device, channels_last=channels_last)
+    correct, loss_sum = 0, 0.0
+    for x, y in loader:
+        out = model(x)
+        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+    model.train(was_training)
+    n = max(1, len(split))
+    return {"acc": 100.0 * correct / n, "loss": loss_sum / n}
+
+
+class Trainer:
+    """Train ``model`` on ``data`` under ``config``; ``out_dir`` gets checkpoint.pt and metrics.jsonl."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DatasetSplits,
+        config: TrainConfig,
+        out_dir: str | Path | None = None,
+        regularizer: RegularizerHook | None = None,
+        device: str | torch.device = "auto",
+        arch: dict[str, Any] | None = None,
+        show_progress: bool | None = None,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.data = data
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.regularizer = regularizer
+        self.arch = arch if arch is not None else {"model": config.model, "width": config.width, "num_classes": data.num_classes}
+        self.show_progress = show_progress
+        self.on_epoch_end = on_epoch_end
+        self.rank, self.world_size = dist_utils.rank_and_world()
+        self.device = dist_utils.device_for_rank(resolve_device(device))
+        self.model = model.to(self.device)
+        if config.channels_last and self.device.type in ("cpu", "cuda"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = dist_utils.wrap_ddp(self.model, self.device) if self.world_size > 1 else self.model
+        self.train_split = data.train.subset(config.train_subset, seed=config.seed)
+        self.test_split = data.test.subset(config.test_subset, seed=config.seed)
+        self.loader = TensorLoader(
+            self.train_split, config.batch_size, data.mean, data.std, shuffle=True, augment=True, drop_last=True,
+            device=self.device, seed=config.seed, rank=self.rank, world_size=self.world_size,
+            channels_last=config.channels_last,
+        )
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
+        )
+        steps = len(self.loader) * config.epochs
+        warm = int(config.warmup_epochs * len(self.loader))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config.schedule, steps, warm))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / "checkpoint.pt" if self.out_dir else None
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly."""
+        return {
+            "config": self.config.to_dict(), "arch": self.arch, "epoch": self.epoch,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "history": self.history,
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def load_state(self, blob: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state`."""
+        self.model.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scheduler.load_state_dict(blob["scheduler"])
+        self.epoch, self.history = int(blob["epoch"]), list(blob["history"])
+        torch.set_rng_state(blob["rng"]["torch"])
+        py = random.getstate()
+        random.setstate((py[0], tuple(blob["rng"]["python"]), py[2]))
+        if blob["rng"].get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+
+    def resume(self) -> bool:
+        """Load ``out_dir/checkpoint.pt`` if present; True when a run was resumed."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        self.load_state(load_checkpoint(self.checkpoint_path, arch=self.arch, map_location=self.device))
+        return True
+
+    def _write_outputs(self) -> None:
+        """Checkpoint, metrics log and config, each atomically (rank 0 only)."""
+        if self.out_dir is None or self.rank != 0:
+            return
+        save_checkpoint(self.checkpoint_path, self.state())
+        atomic_write_text(self.out_dir / "metrics.jsonl", "".join(_json_line(r) for r in self.history))
+        atomic_write_json(self.out_dir / "config.json", {"config": self.config.to_dict(), "arch": self.arch})
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; with ``resume`` continue from the checkpoint. Returns the history."""
+        if resume:
+            self.resume()
+        if self.epoch == 0 and not self.history:
+            torch.manual_seed(self.config.seed + 1)  # dropout etc.; init was seeded by the caller
+        bar = progress(total=self.config.epochs, initial=self.epoch, desc="epochs", unit="ep",
+                       enabled=self.show_progress if self.rank == 0 else False)
+        while self.epoch < self.config.epochs:
+            record = self.train_one_epoch()
+            record.update({f"test_{k}": v for k, v in evaluate(self.model, self.data, self.test_split).items()})
+            self.history.append(record)
+            self._write_outputs()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['test_acc']:.1f}")
+        bar.close()
+        return self.history
+
+    def train_one_epoch(self) -> dict[str, Any]:
+        """One pass over the training split; returns the epoch's metrics."""
+        self.net.train()
+        self.loader.set_epoch(self.epoch)
+        reg = self.regularizer
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen, data_time = 0, 0.0
+        t0 = time.perf_counter()
+        it = iter(self.loader)
+        bar = progress(total=len(self.loader), desc=f"epoch {self.epoch + 1}", unit="batch",
+                       enabled=self.show_progress if self.rank == 0 else False)
+        while True:
+            td = time.perf_counter()
+            try:
+                x, y = next(it)
+            except StopIteration:
+                break
+            data_time += time.perf_counter() - td
+            out = self.net(x)
+            loss = self.criterion(out, y)
+            total = loss
+            if reg is not None:
+                pen = reg.penalty(self.model)
+                if pen is not None:
+                    total = loss + pen
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if reg is not None:
+                reg.after_backward(self.model)
+            self.optimizer.step()
+            if reg is not None:
+                reg.after_step(self.model, self.optimizer.param_groups[0]["lr"])
+            self.scheduler.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            bar.update(1)
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        stats = dist_utils.all_reduce_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=self.device)]))
+        self.epoch += 1
+        record = {
+            "epoch": self.epoch, "train_loss": (stats[0] / stats[2]).item(), "train_acc": 100 * (stats[1] / stats[2]).item(),
+            "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed,
+            "img_per_s": stats[2].item() / max(elapsed, 1e-9), "data_time_share": data_time / max(elapsed, 1e-9),
+        }
+        if reg is not None and hasattr(reg, "value"):
+            record["reg_value"] = float(reg.value(self.model))
+        return record
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, default=float) + "\n"
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads (None: leave torch's default; ``OICSR_LAB_THREADS`` also works)."""
+    threads = threads or (int(os.environ["OICSR_LAB_THREADS"]) if os.environ.get("OICSR_LAB_THREADS") else None)
+    if threads:
+        torch.set_num_threads(int(threads))
