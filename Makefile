@@ -1,0 +1,44 @@
+# oicsr-lab: `make demo` runs the main job, `make test` the test suite; both set up .venv first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OICSR_LAB_PROGRESS ?= 1
+
+.PHONY: setup demo test test-slow test-browser test-all lab bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: train, prune and report at the `quick` scale on the embedded CIFAR-10 sample.
+demo: $(STAMP)
+	$(BIN)/oicsr-lab reproduce --preset quick --out reports/quick
+
+# The default test suite (well under 20 minutes on 2 CPU cores; notebooks included).
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+# Slow checks: larger hypothesis profiles, long training, full-archive runs.
+test-slow: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -q -m "slow or archive_slow"
+
+# Real-browser test: JupyterLab on loopback + Debian Chromium driven by Playwright.
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -m browser
+
+test-all: test test-browser test-slow
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_regularizers.py
+	$(BIN)/python benchmarks/bench_pruned_speed.py --quick
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache
