@@ -22,7 +22,7 @@ import torch.nn as nn
 from .groups.types import ChannelGroup, GroupSet
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-__all__ = ["LayerFlops", "FlopsReport", "count_flops", "channel_flops", "layer_params"]
+__all__ = ["LayerFlops", "FlopsReport", "count_flops", "channel_flops", "layer_params", "report_from_shapes"]
 
 
 @dataclass
@@ -154,24 +154,44 @@ def count_flops(model: nn.Module, example_input: Any, meta: bool = True) -> Flop
     report = FlopsReport(batch=batch)
     modules = dict(model.named_modules())
     for name, (total_rows, _calls) in rows.items():
-        mod = modules[name]
         per_example = total_rows // batch if total_rows % batch == 0 else total_rows / batch
-        if isinstance(mod, _CONV):
-            kernel = math.prod(mod.kernel_size)
-            lf = LayerFlops(
-                name, type(mod).__name__, 0, layer_params(mod), mod.in_channels, mod.out_channels,
-                mod.groups, per_example * kernel, kernel, mod.bias is not None,
-            )
-        else:
-            lf = LayerFlops(
-                name, type(mod).__name__, 0, layer_params(mod), mod.in_features, mod.out_features,
-                1, per_example, 1, mod.bias is not None,
-            )
-        lf.macs = lf.unit * lf.out_width * (lf.in_width // lf.groups)
-        report.layers[name] = lf
+        report.layers[name] = _layer(name, modules[name], per_example)
+    return _totals(report, model)
+
+
+def _layer(name: str, mod: nn.Module, rows: int) -> LayerFlops:
+    """LayerFlops of a Conv/Linear module with ``rows`` output positions per example."""
+    if isinstance(mod, _CONV):
+        kernel = math.prod(mod.kernel_size)
+        lf = LayerFlops(
+            name, type(mod).__name__, 0, layer_params(mod), mod.in_channels, mod.out_channels,
+            mod.groups, rows * kernel, kernel, mod.bias is not None,
+        )
+    else:
+        lf = LayerFlops(
+            name, type(mod).__name__, 0, layer_params(mod), mod.in_features, mod.out_features,
+            1, rows, 1, mod.bias is not None,
+        )
+    lf.macs = lf.unit * lf.out_width * (lf.in_width // lf.groups)
+    return lf
+
+
+def _totals(report: FlopsReport, model: nn.Module) -> FlopsReport:
+    """Fill the report's totals."""
     report.total_macs = sum(lf.macs for lf in report.layers.values())
     report.total_params = sum(p.numel() for p in model.parameters())
     return report
+
+
+def report_from_shapes(model: nn.Module, module_info: dict[str, dict]) -> FlopsReport | None:
+    """A report from traced output shapes (``GroupSet.module_info``, no batch dim); None if absent."""
+    report = FlopsReport()
+    for name, mod in model.named_modules():
+        info = module_info.get(name) or {}
+        if isinstance(mod, _CONV + (nn.Linear,)) and info.get("out_shape"):
+            width = mod.out_channels if isinstance(mod, _CONV) else mod.out_features
+            report.layers[name] = _layer(name, mod, math.prod(info["out_shape"]) // width)
+    return _totals(report, model) if report.layers else None
 
 
 def _group_channel_macs(report: FlopsReport, group: ChannelGroup) -> int:

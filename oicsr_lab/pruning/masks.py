@@ -1,0 +1,122 @@
+"""Reversible preview of a plan: the pruned channels contribute exactly nothing downstream.
+
+Removing a channel physically removes its filter, its BN entry (gamma *and* the shift beta) and
+its input slice in every consumer. Zeroing only the filter would leave ``beta`` (and
+``act(beta)``) flowing on, so the masks act where the channel is *consumed*: a forward
+pre-hook multiplies every consumer's input channels/columns (the plan's ``in`` slices) by a
+0/1 mask. ``conv(x * m, W) == conv(x[:, keep], W[:, keep])``, so in eval mode the masked model
+equals ``prune(model, plan)`` up to float rounding. Weights are never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import PlanError
+from .plan import Plan
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+MASK_HOOK_ATTR = "_oicsr_mask_hook"
+
+
+class MaskHandle:
+    """Undo handle of :func:`apply_masks`; ``remove()`` or leaving a ``with`` block restores the model."""
+
+    def __init__(self, hooks: list[Any], masks: dict[str, torch.Tensor]) -> None:
+        self._hooks = hooks
+        self.masks = masks  # module -> 0/1 mask over its input (or, rarely, output) channels
+
+    def remove(self) -> None:
+        """Remove every mask hook (idempotent)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def __enter__(self) -> "MaskHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _channel_shape(mod: nn.Module, width: int) -> tuple[int, ...]:
+    """Broadcast shape of a mask over the channel dim of the module's input."""
+    if isinstance(mod, _CONV):
+        return (width,) + (1,) * len(mod.kernel_size)
+    return (width,)  # Linear / BatchNorm1d on (N, F): last dim
+
+
+def _multiplier(mask: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> x * mask`` with the mask cached per (device, dtype)."""
+    cache: dict[tuple, torch.Tensor] = {}
+
+    def mul(x: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in cache:
+            cache[key] = mask.to(device=x.device, dtype=x.dtype)
+        return x * cache[key]
+
+    return mul
+
+
+def _mask(width: int, removed: list[int], shape: tuple[int, ...], where: str) -> torch.Tensor:
+    """0/1 float mask of ``width`` entries with ``removed`` zeroed, reshaped for broadcasting."""
+    if removed and max(removed) >= width:
+        raise PlanError(f"plan does not match the model: {where} has {width} channels, plan removes index {max(removed)}")
+    m = torch.ones(width)
+    m[torch.as_tensor(removed, dtype=torch.long)] = 0.0
+    return m.reshape(shape)
+
+
+def _in_width(mod: nn.Module) -> int:
+    if isinstance(mod, _CONV):
+        return mod.in_channels
+    if isinstance(mod, nn.Linear):
+        return mod.in_features
+    return mod.num_features
+
+
+def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
+    """Mask the plan's removed channels in place (reversible); returns a handle / context manager."""
+    modules = dict(model.named_modules())
+    hooks: list[Any] = []
+    masks: dict[str, torch.Tensor] = {}
+    for name, kinds in plan.module_edits().items():
+        if "in" not in kinds:
+            continue
+        mod = modules.get(name)
+        if mod is None:
+            raise PlanError(f"plan does not match the model: no module named {name!r}")
+        width = _in_width(mod)
+        mask = _mask(width, kinds["in"], _channel_shape(mod, width), name)
+        masks[name] = mask
+        mul = _multiplier(mask)
+
+        def pre_hook(m: nn.Module, args: tuple, mul: Callable = mul) -> tuple:
+            return (mul(args[0]),) + tuple(args[1:])
+
+        setattr(pre_hook, MASK_HOOK_ATTR, True)
+        hooks.append(mod.register_forward_pre_hook(pre_hook))
+    # A group with no consumer slice (rare) is zeroed where it leaves its last BN / producer.
+    for gname, rem in plan.removed().items():
+        sl = plan.slices[gname]
+        if not rem or any(kind == "in" for _, kind, _, _ in sl):
+            continue
+        last = [s for s in sl if s[1] == "bn"] or [s for s in sl if s[1] in ("out", "dw")]
+        for module, _kind, indices, _block in last[-1:]:
+            mod = modules[module]
+            width = _in_width(mod) if _kind != "out" else (mod.out_channels if isinstance(mod, _CONV) else mod.out_features)
+            mask = _mask(width, np.asarray(indices)[rem].tolist(), _channel_shape(mod, width), module)
+            masks[f"{module}:out"] = mask
+            mul = _multiplier(mask)
+
+            def out_hook(m: nn.Module, args: tuple, out: torch.Tensor, mul: Callable = mul) -> torch.Tensor:
+                return mul(out)
+
+            setattr(out_hook, MASK_HOOK_ATTR, True)
+            hooks.append(mod.register_forward_hook(out_hook))
+    return MaskHandle(hooks, masks)

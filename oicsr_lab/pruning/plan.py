@@ -1,0 +1,348 @@
+"""Algorithm 1 of the paper: global greedy, FLOPs-targeted channel selection -> a plain-data Plan.
+
+Steps (reference section 4):
+
+1. Compute the (normalised) energy of every prunable out-in-channel (``channel_energy``).
+2. Sort all of them globally, lowest first.
+3. Pop channels in that order, accumulating the MACs each removal saves -- its filter in layer
+   ``l``, its input slice in layer ``l+1`` -- with the *current* widths on both sides, until the
+   target FLOPs reduction is reached. Skip channels whose group would exceed the per-layer cap
+   (``max_layer_ratio`` of its channels) or drop below ``min_channels``.
+4. The per-layer pruning ratios are an *output* (``Plan.layer_ratios``).
+5. ``prune(model, plan)`` removes the chosen channels physically; ``apply_masks`` previews them.
+
+Accounting is exact and incremental: each Conv/Linear module keeps its current in/out width;
+dropping an out-channel saves ``unit * in_now`` and dropping an in-channel (``block`` columns)
+saves ``unit * block * out_now``, so the sum telescopes to ``macs_before - macs_after``. The caps
+depend on counts only, so they are applied before the pass, which is one sorted sweep with
+O(slices) integer updates per channel.
+
+``round_to=r`` makes every pruned group keep a multiple of ``r`` channels: a group's sorted
+channels are popped in chunks (first ``size % r``, then ``r`` at a time) scored by the mean of
+the chunk, so the target is still reached (at chunk granularity) and FLOPs stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import PlanError, UnsupportedModelError
+from ..flops import FlopsReport, count_flops
+from ..groups.types import ChannelGroup, GroupSet
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+@dataclass
+class Plan:
+    """Which channels of each prunable group to keep, and what that does to FLOPs/params.
+
+    ``layer_ratios``: group name (named after its producer module) -> fraction of channels
+    removed. ``module_ratios``: Conv/Linear module -> fraction of its MACs removed.
+    ``slices``: group -> ``[module, kind, indices, block]`` so the plan applies without groups.
+    """
+
+    keep: dict[str, list[int]]
+    sizes: dict[str, int]
+    slices: dict[str, list[list[Any]]]
+    flops_before: int = 0
+    flops_after: int = 0
+    params_before: int = 0
+    params_after: int = 0
+    layer_ratios: dict[str, float] = field(default_factory=dict)
+    module_ratios: dict[str, float] = field(default_factory=dict)
+    target_ratio: float = 0.0
+    achieved_ratio: float = 0.0
+    criterion: str | None = None
+    normalize: str | None = None
+    max_layer_ratio: float = 0.5
+    min_channels: int = 1
+    round_to: int | None = None
+
+    def removed(self) -> dict[str, list[int]]:
+        """Group name -> sorted indices of the removed channels."""
+        out = {}
+        for name, keep in self.keep.items():
+            mask = np.ones(self.sizes[name], dtype=bool)
+            mask[np.asarray(keep, dtype=np.int64)] = False
+            out[name] = np.flatnonzero(mask).tolist()
+        return out
+
+    def module_edits(self) -> dict[str, dict[str, list[int]]]:
+        """Module -> {"out"|"in"|"bn"|"dw": sorted removed weight indices} (in = columns)."""
+        acc: dict[str, dict[str, list[np.ndarray]]] = {}
+        for name, rem in self.removed().items():
+            if not rem:
+                continue
+            rem_arr = np.asarray(rem, dtype=np.int64)
+            for module, kind, indices, block in self.slices[name]:
+                idx = np.asarray(indices, dtype=np.int64)[rem_arr]
+                if kind == "in" and block > 1:
+                    idx = (idx[:, None] * block + np.arange(block)).ravel()
+                acc.setdefault(module, {}).setdefault(kind, []).append(idx)
+        return {
+            m: {k: np.unique(np.concatenate(v)).tolist() for k, v in kinds.items()}
+            for m, kinds in acc.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+        """Inverse of :meth:`to_dict` (validates the keys)."""
+        names = {f.name for f in fields(cls)}
+        missing = {"keep", "sizes", "slices"} - set(data)
+        if missing or not isinstance(data, Mapping):
+            raise PlanError(f"not a pruning plan: missing {sorted(missing)}; build it with global_greedy_plan")
+        plan = cls(**{k: v for k, v in data.items() if k in names})
+        plan.keep = {k: [int(i) for i in v] for k, v in plan.keep.items()}
+        plan.slices = {k: [[m, kd, [int(i) for i in ix], int(b)] for m, kd, ix, b in v] for k, v in plan.slices.items()}
+        return plan
+
+    def summary(self) -> str:
+        """One line: target, achieved reduction, FLOPs and params before/after."""
+        return (
+            f"target {self.target_ratio:.1%}, achieved {self.achieved_ratio:.2%} FLOPs removed: "
+            f"{self.flops_before / 1e6:.1f} -> {self.flops_after / 1e6:.1f} MMACs, "
+            f"params {self.params_before / 1e6:.3f} -> {self.params_after / 1e6:.3f} M"
+        )
+
+
+class _Widths:
+    """Current in/out width and per-unit MAC cost of every Conv/Linear/BN a plan touches."""
+
+    def __init__(self, model: nn.Module, report: FlopsReport, names: Iterable[str]) -> None:
+        self.names = list(dict.fromkeys(names))
+        self.pos = {n: i for i, n in enumerate(self.names)}
+        self.mods = [model.get_submodule(n) for n in self.names]
+        self.unit = [report.layers[n].unit if n in report.layers else 0 for n in self.names]
+        self.a0 = [_in_width(m) for m in self.mods]
+        self.b0 = [_out_width(m) for m in self.mods]
+        self.a, self.b = list(self.a0), list(self.b0)
+
+    def macs(self, i: int, a: int, b: int) -> int:
+        """MACs of module ``i`` at widths (a, b); depthwise convs keep groups == channels."""
+        m = self.mods[i]
+        if isinstance(m, _CONV) and _depthwise(m):
+            return self.unit[i] * b
+        g = m.groups if isinstance(m, _CONV) else 1
+        return self.unit[i] * b * (a // g)
+
+    def params(self, i: int, a: int, b: int) -> int:
+        """Parameters of module ``i`` at widths (a, b)."""
+        m = self.mods[i]
+        bias = b if getattr(m, "bias", None) is not None else 0
+        if isinstance(m, _CONV):
+            per = 1 if _depthwise(m) else a // m.groups
+            return b * per * math.prod(m.kernel_size) + bias
+        if isinstance(m, nn.Linear):
+            return a * b + bias
+        return (b if m.weight is not None else 0) + bias  # BatchNorm
+
+
+def _depthwise(m: nn.Module) -> bool:
+    return m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+
+def _in_width(m: nn.Module) -> int:
+    if isinstance(m, _CONV):
+        return m.in_channels
+    if isinstance(m, nn.Linear):
+        return m.in_features
+    return m.num_features
+
+
+def _out_width(m: nn.Module) -> int:
+    if isinstance(m, _CONV):
+        return m.out_channels
+    if isinstance(m, nn.Linear):
+        return m.out_features
+    return m.num_features
+
+
+def _check_slices(model: nn.Module, g: ChannelGroup) -> None:
+    """Raise UnsupportedModelError for a slice that surgery could not apply."""
+    for s in g.slices:
+        m = model.get_submodule(s.module)
+        ok = {
+            "out": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1),
+            "in": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1),
+            "dw": isinstance(m, _CONV) and _depthwise(m),
+            "bn": isinstance(m, _BN),
+        }.get(s.kind, False)
+        if not ok:
+            raise UnsupportedModelError(
+                f"group {g.name!r}: cannot prune a {s.kind!r} slice of {s.module} ({type(m).__name__}"
+                f"{', groups=%d' % m.groups if isinstance(m, _CONV) else ''}); supported: Conv (groups=1 or "
+                f"depthwise), Linear, BatchNorm"
+            )
+
+
+def _report(model: nn.Module, groups: Any, example_input: Any, report: FlopsReport | None) -> FlopsReport:
+    """The FLOPs report to plan with: given, counted from ``example_input``, or from traced shapes."""
+    if report is not None:
+        return report
+    if example_input is not None:
+        return count_flops(model, example_input)
+    from ..flops import report_from_shapes
+
+    info = getattr(groups, "module_info", None) or {}
+    rep = report_from_shapes(model, info)
+    if rep is None:
+        raise PlanError("global_greedy_plan needs example_input=<a batch-1 tensor> (the groups carry no traced shapes)")
+    return rep
+
+
+def _validate(flops_ratio: float, max_layer_ratio: float, min_channels: int, round_to: int | None) -> None:
+    """Raise PlanError for out-of-range options."""
+    if not isinstance(flops_ratio, (int, float)) or not (0.0 <= float(flops_ratio) < 1.0):
+        raise PlanError(f"flops_ratio must be in [0, 1) (fraction of FLOPs to remove), got {flops_ratio!r}")
+    if not (0.0 < float(max_layer_ratio) <= 1.0):
+        raise PlanError(f"max_layer_ratio must be in (0, 1], got {max_layer_ratio!r}")
+    if int(min_channels) < 1:
+        raise PlanError(f"min_channels must be >= 1, got {min_channels!r}")
+    if round_to is not None and int(round_to) < 1:
+        raise PlanError(f"round_to must be a positive integer or None, got {round_to!r}")
+
+
+def _chunks(scores: np.ndarray, max_remove: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted channel order plus (chunk end, chunk mean score) for one group (steps 1-2)."""
+    order = np.argsort(scores, kind="stable")
+    size = len(scores)
+    first = size % r or r
+    ends = np.arange(first, max_remove + 1, r, dtype=np.int64) if max_remove >= first else np.zeros(0, np.int64)
+    cs = np.concatenate([[0.0], np.cumsum(scores[order])])
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    means = (cs[ends] - cs[starts]) / np.maximum(ends - starts, 1)
+    return order, ends, means
+
+
+def global_greedy_plan(
+    model: nn.Module,
+    groups: GroupSet | Iterable[ChannelGroup],
+    scores: Mapping[str, Any],
+    flops_ratio: float,
+    max_layer_ratio: float = 0.5,
+    min_channels: int = 1,
+    round_to: int | None = None,
+    example_input: Any = None,
+    report: FlopsReport | None = None,
+    criterion: str | None = None,
+    normalize: str | None = None,
+) -> Plan:
+    """Algorithm 1: choose the globally lowest-score channels until ``flops_ratio`` of MACs is removed.
+
+    ``scores``: ``{group: per-channel scores}`` (from ``channel_energy``); ``example_input`` (batch 1)
+    or a ``report`` from ``count_flops`` gives the layer costs. Raises PlanError for a ratio outside
+    [0, 1) or a target the caps make unreachable (the message gives the maximum reachable ratio).
+    """
+    _validate(flops_ratio, max_layer_ratio, min_channels, round_to)
+    rep = _report(model, groups, example_input, report)
+    prunable = [g for g in groups if g.prunable]
+    for g in prunable:
+        _check_slices(model, g)
+    st = _Widths(model, rep, (s.module for g in prunable for s in g.slices))
+    r = int(round_to) if round_to else 1
+    floor_keep = max(int(min_channels), r if round_to else 1)
+    orders, ops, c_group, c_end, c_score = [], [], [], [], []
+    for gi, g in enumerate(prunable):
+        if g.name not in scores:
+            raise PlanError(f"scores have no entry for prunable group {g.name!r}; compute them with channel_energy")
+        s = torch.as_tensor(scores[g.name]).detach().double().cpu().numpy().reshape(-1)
+        if s.shape[0] != g.size or not np.isfinite(s).all():
+            raise PlanError(f"scores for group {g.name!r} must be {g.size} finite values, got shape {s.shape}")
+        max_remove = min(int(math.floor(max_layer_ratio * g.size + 1e-9)), g.size - floor_keep)
+        order, ends, means = _chunks(s, max_remove, r)
+        orders.append(order)
+        ops.append([(s_.kind, st.pos[s_.module], s_.block) for s_ in g.slices if s_.kind != "bn"])
+        c_group.append(np.full(len(ends), gi, dtype=np.int64))
+        c_end.append(ends)
+        c_score.append(means)
+    flops_before = rep.total_macs
+    target = float(flops_ratio) * flops_before
+    removed = [0] * len(prunable)
+    saved = 0
+    if target > 0:
+        c_group_a = np.concatenate(c_group) if c_group else np.zeros(0, np.int64)
+        c_end_a = np.concatenate(c_end) if c_end else np.zeros(0, np.int64)
+        sweep = np.argsort(np.concatenate(c_score) if c_score else np.zeros(0), kind="stable")
+        unit, a, b = st.unit, st.a, st.b
+        reached = False
+        for ci in sweep.tolist():  # step 3: pop lowest first, exact savings at current widths
+            gi = int(c_group_a[ci])
+            end = int(c_end_a[ci])
+            n = end - removed[gi]
+            removed[gi] = end
+            for kind, mi, block in ops[gi]:
+                if kind == "out":
+                    saved += unit[mi] * a[mi] * n
+                    b[mi] -= n
+                elif kind == "in":
+                    saved += unit[mi] * block * n * b[mi]
+                    a[mi] -= block * n
+                else:  # dw: one channel of a depthwise conv (groups shrink with it)
+                    saved += unit[mi] * n
+                    a[mi] -= n
+                    b[mi] -= n
+            if saved >= target:
+                reached = True
+                break
+        if not reached:
+            best = saved / max(flops_before, 1)
+            raise PlanError(
+                f"FLOPs reduction {flops_ratio:.1%} is unreachable: at most {best:.2%} can be removed with "
+                f"max_layer_ratio={max_layer_ratio}, min_channels={min_channels}, round_to={round_to}; "
+                f"lower the target or relax the caps"
+            )
+    opts = dict(
+        flops_ratio=flops_ratio, max_layer_ratio=max_layer_ratio, min_channels=min_channels, round_to=round_to,
+        criterion=criterion or getattr(scores, "criterion", None), normalize=normalize or getattr(scores, "normalize", None),
+    )
+    return _finish(model, prunable, st, orders, removed, saved, rep, opts)
+
+
+def _finish(
+    model: nn.Module, prunable: list[ChannelGroup], st: _Widths, orders: list[np.ndarray],
+    removed: list[int], saved: int, rep: FlopsReport, opts: dict[str, Any],
+) -> Plan:
+    """Step 4: turn removal counts into keep lists, ratios, exact FLOPs/params (plain data)."""
+    bn_removed: dict[int, int] = {}
+    keep, sizes, slices, layer_ratios = {}, {}, {}, {}
+    for g, order, n in zip(prunable, orders, removed):
+        keep[g.name] = np.sort(order[n:]).tolist()
+        sizes[g.name] = g.size
+        slices[g.name] = [[s.module, s.kind, list(s.indices), s.block] for s in g.slices]
+        layer_ratios[g.name] = n / g.size if g.size else 0.0
+        for s in g.bn_slices:
+            i = st.pos[s.module]
+            bn_removed[i] = bn_removed.get(i, 0) + n
+    for i, n in bn_removed.items():
+        st.a[i] -= n
+        st.b[i] -= n
+    d_params, module_ratios = 0, {}
+    for i, name in enumerate(st.names):
+        d_params += st.params(i, st.a[i], st.b[i]) - st.params(i, st.a0[i], st.b0[i])
+        if not isinstance(st.mods[i], _BN):
+            before = st.macs(i, st.a0[i], st.b0[i])
+            module_ratios[name] = 1.0 - st.macs(i, st.a[i], st.b[i]) / before if before else 0.0
+    params_before = sum(p.numel() for p in model.parameters())
+    return Plan(
+        keep=keep, sizes=sizes, slices=slices,
+        flops_before=int(rep.total_macs), flops_after=int(rep.total_macs - saved),
+        params_before=int(params_before), params_after=int(params_before + d_params),
+        layer_ratios=layer_ratios, module_ratios=module_ratios,
+        target_ratio=float(opts["flops_ratio"]),
+        achieved_ratio=float(saved / rep.total_macs) if rep.total_macs else 0.0,
+        criterion=opts["criterion"], normalize=opts["normalize"],
+        max_layer_ratio=float(opts["max_layer_ratio"]), min_channels=int(opts["min_channels"]),
+        round_to=int(opts["round_to"]) if opts["round_to"] else None,
+    )

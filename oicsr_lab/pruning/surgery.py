@@ -1,0 +1,114 @@
+"""Step 5 of Algorithm 1: physical surgery -- a smaller dense copy of the model.
+
+For every module a plan touches, the pruned channels' weights are cut out of a copy:
+``out`` rows (filters + bias), ``dw`` channels of depthwise convs (``groups`` shrinks with
+them), BatchNorm entries (gamma, beta, running mean/var), Conv input channels and Linear
+column blocks; ``in/out_channels``, ``groups``, ``num_features`` and ``in/out_features`` are
+updated. The original model is left untouched. Parameters that do not change are copied.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import PlanError
+from .masks import MASK_HOOK_ATTR
+from .plan import Plan, _depthwise
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def _keep(size: int, removed: list[int], where: str) -> torch.Tensor:
+    """Kept indices of a dim of ``size`` entries (validated against the plan)."""
+    if removed and (max(removed) >= size or min(removed) < 0):
+        raise PlanError(f"plan does not match the model: {where} has {size} entries, plan removes index {max(removed)}")
+    if len(removed) >= size:
+        raise PlanError(f"plan removes every channel of {where}; it must keep at least one")
+    mask = torch.ones(size, dtype=torch.bool)
+    mask[torch.as_tensor(removed, dtype=torch.long)] = False
+    return mask.nonzero().flatten()
+
+
+def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """New tensors and int attributes of one module after removing the plan's indices."""
+    tensors: dict[str, torch.Tensor] = {}
+    ints: dict[str, int] = {}
+    w = mod.weight.detach() if getattr(mod, "weight", None) is not None else None
+    b = mod.bias.detach() if getattr(mod, "bias", None) is not None else None
+    if isinstance(mod, _CONV) and _depthwise(mod):
+        if set(kinds) - {"dw"}:
+            raise PlanError(f"plan does not match the model: depthwise conv {name} can only lose 'dw' channels")
+        keep = _keep(mod.out_channels, kinds["dw"], f"{name}.channels")
+        tensors["weight"] = w.index_select(0, keep)
+        ints = {"in_channels": len(keep), "out_channels": len(keep), "groups": len(keep)}
+        if b is not None:
+            tensors["bias"] = b.index_select(0, keep)
+    elif isinstance(mod, (nn.Linear,) + _CONV):
+        if set(kinds) - {"out", "in"} or (isinstance(mod, _CONV) and mod.groups != 1):
+            raise PlanError(f"plan does not match the model: cannot apply {sorted(kinds)} to {name} ({mod})")
+        lin = isinstance(mod, nn.Linear)
+        n_out, n_in = (mod.out_features, mod.in_features) if lin else (mod.out_channels, mod.in_channels)
+        keep_out = _keep(n_out, kinds.get("out", []), f"{name}.out")
+        keep_in = _keep(n_in, kinds.get("in", []), f"{name}.in")
+        nw = w
+        if "out" in kinds:
+            nw = nw.index_select(0, keep_out)
+        if "in" in kinds:
+            nw = nw.index_select(1, keep_in)
+        tensors["weight"] = nw
+        if b is not None and "out" in kinds:
+            tensors["bias"] = b.index_select(0, keep_out)
+        names = ("out_features", "in_features") if lin else ("out_channels", "in_channels")
+        ints = {names[0]: len(keep_out), names[1]: len(keep_in)}
+    elif isinstance(mod, _BN):
+        if set(kinds) - {"bn"}:
+            raise PlanError(f"plan does not match the model: BatchNorm {name} can only lose 'bn' entries")
+        keep = _keep(mod.num_features, kinds["bn"], name)
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            t = getattr(mod, attr, None)
+            if t is not None:
+                tensors[attr] = t.detach().index_select(0, keep)
+        ints = {"num_features": len(keep)}
+    else:
+        raise PlanError(f"plan does not match the model: {name} is a {type(mod).__name__}, not Conv/Linear/BatchNorm")
+    return tensors, ints
+
+
+def _strip_mask_hooks(model: nn.Module) -> None:
+    """Drop hooks that apply_masks registered (their masks have the old widths)."""
+    for m in model.modules():
+        for hooks in (m._forward_pre_hooks, m._forward_hooks):
+            for key in [k for k, h in hooks.items() if getattr(h, MASK_HOOK_ATTR, False)]:
+                del hooks[key]
+
+
+def prune(model: nn.Module, plan: Plan) -> nn.Module:
+    """Physically remove the plan's channels; returns a smaller dense deep copy (eval == masked)."""
+    modules = dict(model.named_modules())
+    memo: dict[int, Any] = {}
+    ints_of: dict[str, dict[str, int]] = {}
+    with torch.no_grad():
+        for name, kinds in plan.module_edits().items():
+            mod = modules.get(name)
+            if mod is None:
+                raise PlanError(f"plan does not match the model: no module named {name!r}")
+            tensors, ints = _shrink(name, mod, kinds)
+            ints_of[name] = ints
+            for attr, t in tensors.items():
+                old = getattr(mod, attr)
+                if isinstance(old, nn.Parameter):
+                    memo[id(old)] = nn.Parameter(t.contiguous(), requires_grad=old.requires_grad)
+                else:
+                    memo[id(old)] = t.contiguous()
+    pruned = copy.deepcopy(model, memo)
+    for name, ints in ints_of.items():
+        sub = pruned.get_submodule(name)
+        for attr, v in ints.items():
+            setattr(sub, attr, v)
+    _strip_mask_hooks(pruned)
+    return pruned
