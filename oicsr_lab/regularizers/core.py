@@ -9,8 +9,8 @@ channel vectors ``g_c`` (see :mod:`.plan` for which tensor slices form ``g_c``):
   (``grad="autograd"``); both give the same numbers;
 * proximal form: after each SGD step with learning rate ``eta``, group soft-thresholding
   ``g_c <- g_c * max(0, 1 - eta * lambda_s * w_c / ||g_c||)``, which yields exact zeros.
-  Where two penalised channel vectors overlap (a conv is the out-part of one group and the
-  in-part of another, only with ``select="all"``) both factors are applied to the shared
+  Where two penalised channel vectors overlap (in a plain chain conv ``l+1`` is the in-part
+  of group ``l`` and the out-part of group ``l+1``) both factors are applied to the shared
   elements, computed from the pre-step weights (exact prox for disjoint groups, the usual
   simultaneous approximation otherwise).
 
