@@ -1,0 +1,140 @@
+"""find_groups: trace a model with torch.fx, propagate shapes, map channels to groups.
+
+Pipeline: :class:`GroupTracer` (symbolic trace; Conv/Linear/BN/activations/pooling... are
+leaves, user modules such as ``BasicBlock`` are traced through) -> shape propagation on the
+``meta`` device (no compute, no change to the model; falls back to a real forward with
+copied buffers) -> :class:`~.rules.Propagator` (channel ids per tensor) ->
+:meth:`~.channels.ChannelGraph.build` (groups).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+from torch.func import functional_call
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..errors import ConfigError, UnsupportedModelError
+from .channels import ChannelGraph
+from .ops import LEAF_MODULES, PASS_MODULES_SAME_SHAPE
+from .rules import Propagator
+from .types import GroupSet
+
+
+class GroupTracer(fx.Tracer):
+    """fx Tracer that keeps the layers the rules know as leaves and reports where tracing failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where_stack: list[str] = []
+        self.failed_where: list[str] | None = None
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """Known layer types (and their subclasses) are leaves; so are other torch.nn modules."""
+        return isinstance(m, LEAF_MODULES) or super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """Track the module path being traced, for error messages."""
+        self.where_stack.append(f"'{self.path_of_module(m) or '<root>'}' ({type(m).__name__})")
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_where is None:
+                self.failed_where = list(self.where_stack)
+            raise
+        finally:
+            self.where_stack.pop()
+
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        """Data-dependent ``if``/``while``: raise a clear UnsupportedModelError naming the node."""
+        where = f" in module {self.where_stack[-1]}" if self.where_stack else ""
+        raise UnsupportedModelError(
+            f"data-dependent control flow on node '{obj.node.name}'{where}: torch.fx cannot trace "
+            "`if`/`while`/`assert` on tensor values; make the branch depend on Python attributes "
+            "(e.g. self.training, a constructor flag) instead"
+        )
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Symbolically trace ``model``; fx failures become UnsupportedModelError naming the module."""
+    tracer = GroupTracer()
+    try:
+        graph = tracer.trace(model)
+    except UnsupportedModelError:
+        raise
+    except Exception as err:  # TraceError, TypeError from proxies, ...
+        where = f" inside module {tracer.failed_where[-1]}" if tracer.failed_where else ""
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UnsupportedModelError(
+            f"torch.fx cannot trace {type(model).__name__}{where}: {type(err).__name__}: {first}; "
+            "the model's forward must be traceable by torch.fx.symbolic_trace (static control flow)"
+        ) from err
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+# Leaves whose output has the input's shape: on meta tensors they are skipped (BatchNorm's
+# meta path is a slow Python decomposition).
+_SAME_SHAPE = PASS_MODULES_SAME_SHAPE + (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
+
+
+class _FastShapeProp(ShapeProp):
+    """ShapeProp that skips shape-preserving leaves when running on meta tensors."""
+
+    def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and x.device.type == "meta" and isinstance(self.fetch_attr(target), _SAME_SHAPE):
+            return torch.empty_like(x)
+        return super().call_module(target, args, kwargs)
+
+
+class _ShapeRunner(nn.Module):
+    """Wraps ShapeProp so functional_call can swap in meta parameters and copied buffers."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__()
+        self.gm = gm
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return _FastShapeProp(self.gm).propagate(*inputs)
+
+
+def propagate_shapes(gm: fx.GraphModule, inputs: Sequence[Any]) -> None:
+    """Store ``tensor_meta`` on every node; the model's parameters and buffers are not touched."""
+    runner = _ShapeRunner(gm)
+    state = runner.state_dict(keep_vars=True)
+    meta_state = {k: torch.empty_like(v, device="meta") for k, v in state.items()}
+    meta_inputs = tuple(torch.empty_like(x, device="meta") if isinstance(x, torch.Tensor) else x for x in inputs)
+    try:
+        with torch.no_grad():
+            functional_call(runner, meta_state, meta_inputs)
+        return
+    except Exception:
+        pass  # some op has no meta kernel or mixes in a real tensor: run for real below
+    real_state = {k: (v if isinstance(v, nn.Parameter) else v.detach().clone()) for k, v in state.items()}
+    try:
+        with torch.no_grad():
+            functional_call(runner, real_state, tuple(inputs))
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnsupportedModelError(
+            f"running the traced graph on example_input failed: {first}; pass an example_input the "
+            "model accepts (e.g. torch.randn(1, 3, 32, 32))"
+        ) from err
+
+
+def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = False) -> GroupSet:
+    """Find the out-in-channel groups of ``model`` (traced with ``example_input``) for pruning."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"find_groups needs a torch.nn.Module, got {type(model).__name__}")
+    inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
+        raise ConfigError("example_input must be a tensor (or a tuple of tensors), e.g. torch.randn(1, 3, 32, 32)")
+    gm = trace(model)
+    propagate_shapes(gm, inputs)
+    graph = ChannelGraph()
+    prop = Propagator(gm, graph)
+    prop.run()
+    return GroupSet(graph.build(allow_coupled=allow_coupled), module_info=prop.module_info)
