@@ -128,13 +128,27 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     )
 
 
+CACHE_KEYS = ("train_x", "train_y", "test_x", "test_y", "classes")
+
+
+def _valid_cache(blob: object) -> bool:
+    """True when a loaded cache has this version's keys and consistent uint8 images / labels."""
+    if not isinstance(blob, dict) or blob.get("version") != CACHE_VERSION or any(k not in blob for k in CACHE_KEYS):
+        return False
+    return all(
+        isinstance(blob[x], torch.Tensor) and isinstance(blob[y], torch.Tensor) and blob[x].dtype == torch.uint8
+        and blob[x].dim() == 4 and len(blob[x]) == len(blob[y])
+        for x, y in (("train_x", "train_y"), ("test_x", "test_y"))
+    )
+
+
 def _cached(key: str, root: Path, build) -> dict:
     """Load the tensor cache ``key`` from ``root``'s cache folder, or build and save it atomically."""
     path = cache_dir(root) / f"{key}.pt"
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True)
-            if blob.get("version") == CACHE_VERSION:
+            if _valid_cache(blob):
                 return blob
         except Exception:  # a corrupt cache is rebuilt, never trusted
             pass
@@ -148,10 +162,15 @@ def _cached(key: str, root: Path, build) -> dict:
 
 
 def _file_key(path: Path) -> str:
-    """A cache key that changes when the file or folder changes."""
+    """A cache key that changes when the file, or any file inside the folder, changes."""
     st = path.stat()
-    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    return f"{path.name.split('.')[0]}-{h}"
+    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    if path.is_dir():  # a folder's own mtime misses edits inside its sub-folders
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                s = p.stat()
+                h.update(f"|{p.relative_to(path).as_posix()}|{s.st_size}|{s.st_mtime_ns}".encode())
+    return f"{path.resolve().name.split('.')[0] or 'data'}-{h.hexdigest()[:12]}"
 
 
 def _from_imagefolder(path: Path, name: str, root: Path, size: int | None) -> DatasetSplits:
@@ -181,7 +200,9 @@ def find_cifar10_archive(root: Path) -> Path | None:
     if not root.is_dir():
         return None
     for p in sorted(root.iterdir()):
-        if is_archive(p) and "cifar10" in p.name.lower().replace("-", "").replace("_", "") and "100" not in p.name:
+        flat = p.name.lower().replace("-", "").replace("_", "")
+        official = any(w in flat for w in ("python", "binary", "matlab"))  # torchvision's own downloads
+        if is_archive(p) and "cifar10" in flat and "cifar100" not in flat and not official:
             return p
     for p in (root / "cifar10",):
         if p.is_dir() and (p / "train").is_dir():

@@ -17,15 +17,25 @@ from .datasets import Split
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Pad-``pad`` random crop and random horizontal flip of a uint8/float batch ``(N, C, H, W)``."""
-    n, _, h, w = x.shape
+    return _crop_flip(x, *_draw_crop_flip(len(x), gen, pad), pad)
+
+
+def _draw_crop_flip(n: int, gen: torch.Generator, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row offsets, column offsets (in ``[0, 2*pad]``) and flip flags for ``n`` images."""
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
+    return oy, ox, flip
+
+
+def _crop_flip(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
+    """Apply drawn crop offsets and flips to ``x`` (zero padding, as torchvision's RandomCrop)."""
+    n, _, h, w = x.shape
     oy, ox, flip = oy.to(x.device), ox.to(x.device), flip.to(x.device)
     padded = F.pad(x, (pad, pad, pad, pad))
-    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
-    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
-    cols = torch.where(flip[:, None, None], (ox[:, None] + (w - 1 - torch.arange(w, device=x.device)))[:, None, :], cols)
+    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    rows = (oy[:, None] + ar_h)[:, :, None]  # (n, h, 1)
+    cols = torch.where(flip[:, None], ox[:, None] + (w - 1 - ar_w), ox[:, None] + ar_w)[:, None, :]  # (n, 1, w)
     out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (n, h, w, C)
     return out.permute(0, 3, 1, 2)
 
@@ -80,13 +90,18 @@ class TensorLoader:
         order = order.to(self.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self._images.index_select(0, idx)
-            if self.augment:
-                x = random_crop_flip(x, gen)  # drawn for the global batch on every rank
-            y = self._labels.index_select(0, idx)
+            if self.augment:  # drawn for the whole global batch on every rank, so ranks stay in step
+                params = _draw_crop_flip(len(idx), gen, 4)
             if self.world_size > 1:
                 per = -(-len(idx) // self.world_size)
-                x, y = x[self.rank * per : (self.rank + 1) * per], y[self.rank * per : (self.rank + 1) * per]
+                part = slice(self.rank * per, (self.rank + 1) * per)
+                idx = idx[part]
+                if self.augment:
+                    params = tuple(p[part] for p in params)
+            x = self._images.index_select(0, idx)
+            if self.augment:
+                x = _crop_flip(x, *params, 4)
+            y = self._labels.index_select(0, idx)
             x = (x.float() - self._mean) / self._std
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
