@@ -108,7 +108,7 @@ class GroupNorm(Regularizer):
                 buckets: dict[int, list[int]] = {}
                 for start, n in zip(plan.part_starts, plan.part_sizes):
                     buckets.setdefault(n, []).append(start)
-                plan.buckets = [torch.tensor(st, device=plan.device)[:, None] + torch.arange(n, device=plan.device)
+                plan.owl_buckets = [torch.tensor(st, device=plan.device)[:, None] + torch.arange(n, device=plan.device)
                                 for n, st in buckets.items()]
         return plan
 
@@ -167,7 +167,7 @@ class GroupNorm(Regularizer):
             order = self._order(plan, norm)
             xs = norm[order]
             new_sorted = torch.empty_like(xs)
-            for idx in plan.buckets:
+            for idx in plan.owl_buckets:
                 new_sorted[idx] = owl_prox_sorted(xs[idx], t * plan.theta_sorted[idx])
             new = torch.empty_like(norm)
             new[order] = new_sorted

@@ -126,15 +126,21 @@ class BoundPlan:
                 rec[3 + e.axis] = True
         self.records = list(params.values())
         self.module_paths = [(name.split(".") if name else [], mod) for name, mod in modules.items()]
-        # offsets of each (param, axis) vector inside ``flat``, in the order sq_norms builds them
-        offset, slots, lengths = 0, {}, []
-        for m, attr, p, rows, cols in self.records:
+        # layout of ``flat``: parameters of one shape are stacked into a bucket, whose squared
+        # row sums (B*rows) and column sums (B*cols) are contiguous; slots[(param, axis)] = offset
+        buckets: dict[tuple, list] = {}
+        for rec in self.records:
+            buckets.setdefault((tuple(rec[2].shape), rec[2].dtype, rec[3], rec[4]), []).append(rec)
+        offset, slots = 0, {}
+        self.buckets: list[tuple[list[torch.Tensor], bool, bool]] = []
+        for (shape, _, rows, cols), recs in buckets.items():
             for axis, need in ((0, rows), (1, cols)):
                 if need:
-                    slots[(id(p), axis)] = offset
-                    lengths.append(p.shape[axis])
-                    offset += p.shape[axis]
-        self.total, self.lengths = offset, lengths
+                    for k, rec in enumerate(recs):
+                        slots[(id(rec[2]), axis)] = offset + k * shape[axis]
+                    offset += len(recs) * shape[axis]
+            self.buckets.append(([rec[2] for rec in recs], rows, cols))
+        self.total = offset
         gather: list[int] = []
         seg: list[int] = []
         elems: list[float] = []  # elements per channel, per part (for size weighting)
@@ -173,6 +179,36 @@ class BoundPlan:
         self.part_id = torch.repeat_interleave(
             torch.arange(len(parts), device=dev), torch.tensor(self.part_sizes, dtype=torch.long, device=dev)
         )
+        self.dtype = torch.float64 if any(r[2].dtype == torch.float64 for r in self.records) else torch.float32
+        # persistent scatter buffers and, per parameter, broadcastable views of its row/column factors
+        self._gbuf = torch.zeros(self.total, dtype=self.dtype, device=dev)
+        self._sbuf = torch.ones(self.total, dtype=self.dtype, device=dev)
+        self._gviews = self._views(self._gbuf, slots)
+        self._sviews = self._views(self._sbuf, slots)
+
+    def _views(self, buf: torch.Tensor, slots: dict) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+        """(param, row-factor view, column-factor view) of every parameter into ``buf``."""
+        out = []
+        for _, _, p, rows, cols in self.records:
+            r = buf[slots[(id(p), 0)]:][: p.shape[0]].view((-1,) + (1,) * (p.dim() - 1)) if rows else None
+            c = buf[slots[(id(p), 1)]:][: p.shape[1]].view((1, -1) + (1,) * (p.dim() - 2)) if cols else None
+            out.append((p, r, c))
+        return out
+
+    @staticmethod
+    def _combine(views: list, op) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Parameters and their full factors (``op(rows, cols)`` where a parameter has both)."""
+        params, factors, both_p, both_r, both_c = [], [], [], [], []
+        for p, r, c in views:
+            if r is not None and c is not None:
+                both_p.append(p), both_r.append(r), both_c.append(c)
+            else:
+                params.append(p)
+                factors.append(r if c is None else c)
+        if both_p:
+            params += both_p
+            factors += op(both_r, both_c)
+        return params, factors
 
     def valid_for(self, model: nn.Module) -> bool:
         """True while ``model`` still holds the very parameters (and device) this plan indexes."""
@@ -199,61 +235,52 @@ class BoundPlan:
         """``||g_c||^2`` for every channel of every part (graph kept when ``differentiable``)."""
         vecs = []
         with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-            for _, _, p, rows, cols in self.records:
-                w = p if differentiable else p.detach()
-                sq = w * w
-                if sq.dim() == 1:
-                    vecs.append(sq)
+            for params, rows, cols in self.buckets:
+                st = torch.stack(params) if len(params) > 1 else params[0].unsqueeze(0)
+                sq = st * st  # (B, rows, cols, ...) for B same-shaped parameters
+                if sq.dim() == 2:
+                    vecs.append(sq.reshape(-1))
                     continue
                 if rows:
-                    vecs.append(sq.sum(dim=tuple(range(1, sq.dim()))))
+                    vecs.append(sq.sum(dim=tuple(range(2, sq.dim()))).reshape(-1))
                 if cols:
-                    vecs.append(sq.sum(dim=(0,) + tuple(range(2, sq.dim()))))
+                    vecs.append(sq.sum(dim=(1,) + tuple(range(3, sq.dim()))).reshape(-1))
             if not vecs:
-                return torch.zeros(0, device=self.device)
-            flat = torch.cat([v.float() for v in vecs])
-            out = torch.zeros(self.channels, dtype=flat.dtype, device=flat.device)
+                return torch.zeros(0, dtype=self.dtype, device=self.device)
+            flat = torch.cat(vecs).to(self.dtype)
+            out = torch.zeros(self.channels, dtype=self.dtype, device=flat.device)
             return out.index_add(0, self.seg, flat.index_select(0, self.gather))
-
-    def _factors(self, per_entry_buf: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
-        """Split a ``flat``-shaped buffer into one broadcastable factor per parameter."""
-        pieces = iter(torch.split(per_entry_buf, self.lengths))
-        out = []
-        for _, _, p, rows, cols in self.records:
-            shape_r = (-1,) + (1,) * (p.dim() - 1)
-            r = next(pieces).view(shape_r) if rows else None
-            c = next(pieces).view((1, -1) + (1,) * (p.dim() - 2)) if cols else None
-            out.append((r, c))
-        return out
 
     @torch.no_grad()
     def add_grad(self, coef: torch.Tensor) -> None:
         """``p.grad += coef_c * p`` on every element of channel ``c`` (summed over channels)."""
-        buf = torch.zeros(self.total, dtype=coef.dtype, device=coef.device)
-        buf.index_add_(0, self.gather, coef.index_select(0, self.seg))
-        for (_, _, p, _, _), (r, c) in zip(self.records, self._factors(buf)):
-            if not p.requires_grad:
-                continue
-            f = r if c is None else (c if r is None else r + c)
+        self._gbuf.zero_()
+        self._gbuf.index_add_(0, self.gather, coef.to(self.dtype).index_select(0, self.seg))
+        params, factors = self._combine(self._gviews, torch._foreach_add)
+        grads, ps, fs = [], [], []
+        for p, f in zip(params, factors):
             if p.grad is None:
-                p.grad = p.detach() * f
-            else:
-                p.grad.addcmul_(p.detach(), f)
+                if not p.requires_grad:
+                    continue
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad), ps.append(p), fs.append(f)
+        if grads:
+            torch._foreach_addcmul_(grads, ps, fs)
 
     @torch.no_grad()
     def scale(self, factor: torch.Tensor) -> None:
         """Multiply every element of channel ``c`` by ``factor_c`` (products where channels overlap)."""
-        buf = torch.ones(self.total, dtype=factor.dtype, device=factor.device)
-        src = factor.index_select(0, self.seg)
+        self._sbuf.fill_(1)
+        src = factor.to(self.dtype).index_select(0, self.seg)
         if self.overlapping:
             with warnings.catch_warnings():  # index_reduce is marked beta
                 warnings.simplefilter("ignore", UserWarning)
-                buf.index_reduce_(0, self.gather, src, "prod")
+                self._sbuf.index_reduce_(0, self.gather, src, "prod")
         else:
-            buf.index_copy_(0, self.gather, src)
-        for (_, _, p, _, _), (r, c) in zip(self.records, self._factors(buf)):
-            f = r if c is None else (c if r is None else r * c)
-            p.mul_(f)
+            self._sbuf.index_copy_(0, self.gather, src)
+        params, factors = self._combine(self._sviews, torch._foreach_mul)
+        if params:
+            torch._foreach_mul_(params, factors)
 
 
 class PlanCache:
