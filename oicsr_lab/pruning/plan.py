@@ -7,7 +7,10 @@ Steps (reference section 4):
 3. Pop channels in that order, accumulating the MACs each removal saves -- its filter in layer
    ``l``, its input slice in layer ``l+1`` -- with the *current* widths on both sides, until the
    target FLOPs reduction is reached. Skip channels whose group would exceed the per-layer cap
-   (``max_layer_ratio`` of its channels) or drop below ``min_channels``.
+   (``max_layer_ratio`` of its channels) or drop below ``min_channels``. Near the end, a channel
+   whose saving would overshoot the target by more than ``tolerance`` is skipped (its group is
+   frozen) so cheaper channels can land the result in [target, target + tolerance]; when none
+   can, the plain greedy result (first removal past the target) is kept.
 4. The per-layer pruning ratios are an *output* (``Plan.layer_ratios``).
 5. ``prune(model, plan)`` removes the chosen channels physically; ``apply_masks`` previews them.
 
@@ -65,6 +68,7 @@ class Plan:
     max_layer_ratio: float = 0.5
     min_channels: int = 1
     round_to: int | None = None
+    tolerance: float = 0.005
 
     def removed(self) -> dict[str, list[int]]:
         """Group name -> sorted indices of the removed channels."""
@@ -226,6 +230,45 @@ def _chunks(scores: np.ndarray, max_remove: int, r: int) -> tuple[np.ndarray, np
     return order, ends, means
 
 
+def _sweep(
+    seq: list[tuple[int, int]], ops: list[list[tuple[str, int, int]]], st: _Widths, n_groups: int,
+    target: float, limit: float,
+) -> tuple[bool, list[int], int]:
+    """Step 3: pop chunks lowest score first, summing exact MACs saved at the current widths.
+
+    A chunk whose saving would push the total past ``limit`` is skipped and its group frozen
+    (so every group still loses a lowest-score prefix). Returns (target reached, removed counts
+    per group, MACs saved) and leaves ``st.a/st.b`` at the resulting widths.
+    """
+    unit = st.unit
+    a, b = list(st.a0), list(st.b0)
+    removed, frozen, saved = [0] * n_groups, set(), 0
+    reached = False
+    for gi, end in seq:
+        if gi in frozen:
+            continue
+        n = end - removed[gi]
+        gain = 0
+        for kind, mi, block in ops[gi]:  # out: unit*in_now; in: unit*block*out_now; dw: unit
+            gain += unit[mi] * (a[mi] if kind == "out" else block * b[mi] if kind == "in" else 1)
+        gain *= n
+        if saved + gain > limit:
+            frozen.add(gi)
+            continue
+        removed[gi] = end
+        saved += gain
+        for kind, mi, block in ops[gi]:
+            if kind != "in":
+                b[mi] -= n
+            if kind != "out":
+                a[mi] -= n * (block if kind == "in" else 1)
+        if saved >= target:
+            reached = True
+            break
+    st.a, st.b = a, b
+    return reached, removed, saved
+
+
 def global_greedy_plan(
     model: nn.Module,
     groups: GroupSet | Iterable[ChannelGroup],
@@ -238,14 +281,19 @@ def global_greedy_plan(
     report: FlopsReport | None = None,
     criterion: str | None = None,
     normalize: str | None = None,
+    tolerance: float = 0.005,
 ) -> Plan:
     """Algorithm 1: choose the globally lowest-score channels until ``flops_ratio`` of MACs is removed.
 
     ``scores``: ``{group: per-channel scores}`` (from ``channel_energy``); ``example_input`` (batch 1)
     or a ``report`` from ``count_flops`` gives the layer costs. Raises PlanError for a ratio outside
     [0, 1) or a target the caps make unreachable (the message gives the maximum reachable ratio).
+    ``tolerance`` (fraction of dense MACs): near the end, channels that would overshoot the target by
+    more than this are skipped, so the result lands in [target, target + tolerance] when feasible.
     """
     _validate(flops_ratio, max_layer_ratio, min_channels, round_to)
+    if not float(tolerance) >= 0:
+        raise PlanError(f"tolerance must be >= 0 (fraction of dense FLOPs), got {tolerance!r}")
     rep = _report(model, groups, example_input, report)
     prunable = [g for g in groups if g.prunable]
     for g in prunable:
@@ -269,42 +317,25 @@ def global_greedy_plan(
         c_score.append(means)
     flops_before = rep.total_macs
     target = float(flops_ratio) * flops_before
-    removed = [0] * len(prunable)
-    saved = 0
+    removed, saved = [0] * len(prunable), 0
     if target > 0:
-        c_group_a = np.concatenate(c_group) if c_group else np.zeros(0, np.int64)
-        c_end_a = np.concatenate(c_end) if c_end else np.zeros(0, np.int64)
-        sweep = np.argsort(np.concatenate(c_score) if c_score else np.zeros(0), kind="stable")
-        unit, a, b = st.unit, st.a, st.b
-        reached = False
-        for ci in sweep.tolist():  # step 3: pop lowest first, exact savings at current widths
-            gi = int(c_group_a[ci])
-            end = int(c_end_a[ci])
-            n = end - removed[gi]
-            removed[gi] = end
-            for kind, mi, block in ops[gi]:
-                if kind == "out":
-                    saved += unit[mi] * a[mi] * n
-                    b[mi] -= n
-                elif kind == "in":
-                    saved += unit[mi] * block * n * b[mi]
-                    a[mi] -= block * n
-                else:  # dw: one channel of a depthwise conv (groups shrink with it)
-                    saved += unit[mi] * n
-                    a[mi] -= n
-                    b[mi] -= n
-            if saved >= target:
-                reached = True
-                break
-        if not reached:
-            best = saved / max(flops_before, 1)
+        group_of = np.concatenate(c_group).tolist() if c_group else []
+        end_of = np.concatenate(c_end).tolist() if c_end else []
+        order = np.argsort(np.concatenate(c_score) if c_score else np.zeros(0), kind="stable").tolist()
+        seq = [(group_of[ci], end_of[ci]) for ci in order]
+        limit = target + float(tolerance) * flops_before
+        ok, removed, saved = _sweep(seq, ops, st, len(prunable), target, limit)
+        if not ok:  # nothing lands within the tolerance: plain greedy (first removal past the target)
+            ok, removed, saved = _sweep(seq, ops, st, len(prunable), target, math.inf)
+        if not ok:
             raise PlanError(
-                f"FLOPs reduction {flops_ratio:.1%} is unreachable: at most {best:.2%} can be removed with "
-                f"max_layer_ratio={max_layer_ratio}, min_channels={min_channels}, round_to={round_to}; "
+                f"FLOPs reduction {flops_ratio:.1%} is unreachable: at most {saved / max(flops_before, 1):.2%} can be "
+                f"removed with max_layer_ratio={max_layer_ratio}, min_channels={min_channels}, round_to={round_to}; "
                 f"lower the target or relax the caps"
             )
     opts = dict(
         flops_ratio=flops_ratio, max_layer_ratio=max_layer_ratio, min_channels=min_channels, round_to=round_to,
+        tolerance=tolerance,
         criterion=criterion or getattr(scores, "criterion", None), normalize=normalize or getattr(scores, "normalize", None),
     )
     return _finish(model, prunable, st, orders, removed, saved, rep, opts)
@@ -344,5 +375,5 @@ def _finish(
         achieved_ratio=float(saved / rep.total_macs) if rep.total_macs else 0.0,
         criterion=opts["criterion"], normalize=opts["normalize"],
         max_layer_ratio=float(opts["max_layer_ratio"]), min_channels=int(opts["min_channels"]),
-        round_to=int(opts["round_to"]) if opts["round_to"] else None,
+        round_to=int(opts["round_to"]) if opts["round_to"] else None, tolerance=float(opts["tolerance"]),
     )
