@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from .types import ChannelGroup, Slice
 
-# flag -> (blocks pruning, reason template); "add" blocks only without allow_coupled
+# flag -> reason template; "add", "block_input" and "merge" block pruning only without allow_coupled
 _REASONS = {
     "input": "carries the network input channels ({})",
     "output": "reaches the model output ({})",
@@ -28,6 +28,8 @@ _REASONS = {
     "mixed": "channels are mixed by {} (softmax over the channel dim)",
     "broadcast": "a single channel is broadcast across channels at {}",
     "add": "coupled by a residual addition at {}; pass allow_coupled=True to prune it",
+    "block_input": "input of a residual block (forks into both branches of the addition at {}); "
+    "pass allow_coupled=True to prune it",
     "merge": "coupled by a concatenation along a non-channel dim at {}; pass allow_coupled=True to prune it",
 }
 _COUPLING = ("add", "merge", "mul")
@@ -187,7 +189,9 @@ class ChannelGraph:
             name = base if used[base] == 1 else f"{base}#{used[base]}"
             reasons = []
             for flag, template in _REASONS.items():
-                if flag in f and not (flag in ("add", "merge") and allow_coupled):
+                if flag == "block_input" and "add" in f:
+                    continue  # already explained by the residual coupling
+                if flag in f and not (flag in ("add", "merge", "block_input") and allow_coupled):
                     details = f[flag]
                     shown = ", ".join(details[:3]) + (f" (+{len(details) - 3} more)" if len(details) > 3 else "")
                     reasons.append(template.format(shown))

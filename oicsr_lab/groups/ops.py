@@ -21,6 +21,15 @@ def _present(*names: str, module: object = F) -> set:
     return {getattr(module, n) for n in names if hasattr(module, n)}
 
 
+def _torchvision_ops() -> set:
+    """torchvision's fx-wrapped per-sample ops that keep channels (stochastic depth)."""
+    try:
+        from torchvision.ops import stochastic_depth
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return set()
+    return {stochastic_depth}
+
+
 # Elementwise, spatial or dtype-only ops: channel ids pass straight through.
 PASS_FUNCS = _present(
     "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish",
@@ -33,7 +42,7 @@ PASS_FUNCS = _present(
     "clone", "exp", "square", "sqrt", "dropout", "feature_dropout", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool1d", "hardtanh",
     module=torch,
-) | {operator.neg, operator.pos, operator.abs}
+) | {operator.neg, operator.pos, operator.abs} | _torchvision_ops()
 
 PASS_METHODS = {
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "abs", "abs_", "neg", "clamp", "clamp_",

@@ -91,7 +91,14 @@ class Propagator:
 
     def run(self) -> None:
         """Apply the rules to every node in graph order."""
+        self.order: list[fx.Node] = []
+        self.ancestors: dict[fx.Node, int] = {}  # bitset over graph positions, self included
         for node in self.gm.graph.nodes:
+            bits = 1 << len(self.order)
+            for parent in node.all_input_nodes:
+                bits |= self.ancestors[parent]
+            self.ancestors[node] = bits
+            self.order.append(node)
             out = self.visit(node)
             if out is not None:
                 shape = shape_of(node)
@@ -284,12 +291,29 @@ class Propagator:
             if not (x.ids is y.ids or (x.ids == y.ids).all()):
                 self.g.union(x.ids, y.ids)
                 self.g.flag(x.ids, kind, f"'{node.name}'")
+                if kind == "add":
+                    self.flag_block_input(node, a, b)
             return Chan(x.ids, x.block)
         if min(len(x), len(y)) == 1 and x.block == 1:
             single, wide = (x, y) if len(x) == 1 else (y, x)
             self.g.flag(single.ids, "broadcast", f"'{node.name}'")
             return Chan(wide.ids)
         raise self.fail(node, f"operands have {len(x)} and {len(y)} channels")
+
+    def flag_block_input(self, node: fx.Node, a: fx.Node, b: fx.Node) -> None:
+        """Flag the fork of a residual block (nearest common ancestor of both add operands).
+
+        With a projection shortcut the block's input channels (e.g. ResNet-50's stem) are not
+        coupled by the add itself, but they are the block's input, not block-internal channels;
+        the paper keeps them, so they are prunable only with ``allow_coupled=True``.
+        """
+        common = self.ancestors[a] & self.ancestors[b]
+        if not common:
+            return
+        fork = self.order[common.bit_length() - 1]
+        value = self.env.get(fork)
+        if fork not in (a, b) and value is not None:
+            self.g.flag(value.ids, "block_input", f"'{node.name}'")
 
     def cat(self, node: fx.Node) -> Chan:
         """torch.cat: dim 1 concatenates channel lists, any other dim couples them elementwise."""

@@ -14,7 +14,7 @@
   while its ``in`` columns are zero; equal to the all-zero output means no consumer is missing.
   ``nan`` when no module of the group has a bias to inject through.
 
-Each value is ``max|a - b| / max(1, max|y|)``; all should be ~0 (< 1e-5). ``effect`` is the
+Each value is ``max|a - b| / max|y_dense|`` (relative); all should be ~0 (< 1e-5). ``effect`` is the
 same measure between the dense output and the all-zero output (a check is only informative
 when the channel matters). The model's weights are restored afterwards.
 """
@@ -129,7 +129,7 @@ def check_group(model: nn.Module, group: ChannelGroup, channel: int, example_inp
 def _checks(model: nn.Module, group: ChannelGroup, i: int, x: Any) -> dict[str, float]:
     """The body of :func:`check_group` (eval mode, no grad)."""
     y0 = model(x)
-    scale = max(1.0, float(y0.abs().max()))
+    scale = max(float(y0.abs().max()), 1e-12)
 
     def diff(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a - b).abs().max()) / scale
