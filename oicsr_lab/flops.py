@@ -13,11 +13,13 @@ saves ``unit * in_width / groups``; dropping one input channel saves ``unit * ou
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .groups.types import ChannelGroup, GroupSet
 
@@ -94,6 +96,24 @@ def _first_tensor(args: tuple) -> torch.Tensor:
     raise TypeError("example_input must be a tensor or a tuple holding at least one tensor")
 
 
+@contextmanager
+def _identity_bn_on_meta() -> Iterator[None]:
+    """Skip BatchNorm's slow Python meta kernel: shape-preserving, so identity on meta tensors.
+
+    Non-meta calls (other threads) are delegated to the real function unchanged.
+    """
+    orig = F.batch_norm
+
+    def batch_norm(input: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return input if input.is_meta else orig(input, *args, **kwargs)
+
+    F.batch_norm = batch_norm
+    try:
+        yield
+    finally:
+        F.batch_norm = orig
+
+
 def _run_with_hooks(model: nn.Module, args: tuple, meta: bool) -> dict[str, list[int]]:
     """One forward pass recording, per Conv/Linear module, [output rows (total), calls]."""
     rows: dict[str, list[int]] = {}
@@ -120,7 +140,8 @@ def _run_with_hooks(model: nn.Module, args: tuple, meta: bool) -> dict[str, list
                 state = {k: torch.empty_like(v, device="meta") for k, v in model.named_parameters()}
                 state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
                 margs = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
-                functional_call(model, state, margs, strict=False)
+                with _identity_bn_on_meta():
+                    functional_call(model, state, margs, strict=False)
             else:
                 model(*args)
     finally:
@@ -184,13 +205,25 @@ def _totals(report: FlopsReport, model: nn.Module) -> FlopsReport:
 
 
 def report_from_shapes(model: nn.Module, module_info: dict[str, dict]) -> FlopsReport | None:
-    """A report from traced output shapes (``GroupSet.module_info``, no batch dim); None if absent."""
+    """A report from traced shapes (``GroupSet.module_info``, no batch dim) without any forward pass.
+
+    Returns None when there are no shapes or they disagree with the model's current widths
+    (the model was changed after tracing).
+    """
     report = FlopsReport()
     for name, mod in model.named_modules():
+        if not isinstance(mod, _CONV + (nn.Linear,)):
+            continue
         info = module_info.get(name) or {}
-        if isinstance(mod, _CONV + (nn.Linear,)) and info.get("out_shape"):
-            width = mod.out_channels if isinstance(mod, _CONV) else mod.out_features
-            report.layers[name] = _layer(name, mod, math.prod(info["out_shape"]) // width)
+        shape = info.get("out_shape")
+        if not shape:
+            continue
+        conv = isinstance(mod, _CONV)
+        width = mod.out_channels if conv else mod.out_features
+        if (shape[0] if conv else shape[-1]) != width:
+            return None
+        calls = int(info.get("calls", 1) or 1)
+        report.layers[name] = _layer(name, mod, math.prod(shape) // width * calls)
     return _totals(report, model) if report.layers else None
 
 
