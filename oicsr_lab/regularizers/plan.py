@@ -141,6 +141,7 @@ class BoundPlan:
                     offset += len(recs) * shape[axis]
             self.buckets.append(([rec[2] for rec in recs], rows, cols))
         self.total = offset
+        self._stack: list[torch.Tensor | None] = [None] * len(self.buckets)
         gather: list[int] = []
         seg: list[int] = []
         elems: list[float] = []  # elements per channel, per part (for size weighting)
@@ -233,18 +234,29 @@ class BoundPlan:
 
     def sq_norms(self, differentiable: bool = False) -> torch.Tensor:
         """``||g_c||^2`` for every channel of every part (graph kept when ``differentiable``)."""
+        diff = differentiable and torch.is_grad_enabled()
         vecs = []
-        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
-            for params, rows, cols in self.buckets:
-                st = torch.stack(params) if len(params) > 1 else params[0].unsqueeze(0)
-                sq = st * st  # (B, rows, cols, ...) for B same-shaped parameters
-                if sq.dim() == 2:
-                    vecs.append(sq.reshape(-1))
+        with torch.set_grad_enabled(diff):
+            for b, (params, rows, cols) in enumerate(self.buckets):
+                if diff:
+                    st = torch.stack(params)
+                else:  # stack into a persistent buffer: no fresh large allocation per step
+                    if self._stack[b] is None:
+                        self._stack[b] = torch.empty((len(params),) + params[0].shape, dtype=params[0].dtype,
+                                                     device=params[0].device)
+                    st = torch.stack(params, out=self._stack[b])
+                if st.dim() == 2:  # 1-D parameters (BN, bias): (B, C)
+                    vecs.append((st * st).reshape(-1))
                     continue
+                if st.dim() > 3:  # sum over the kernel first, one pass: (B, out, in)
+                    t = torch.linalg.vector_norm(st, dim=tuple(range(3, st.dim())))
+                    t = t * t
+                else:
+                    t = st * st
                 if rows:
-                    vecs.append(sq.sum(dim=tuple(range(2, sq.dim()))).reshape(-1))
+                    vecs.append(t.sum(dim=2).reshape(-1))
                 if cols:
-                    vecs.append(sq.sum(dim=(1,) + tuple(range(3, sq.dim()))).reshape(-1))
+                    vecs.append(t.sum(dim=1).reshape(-1))
             if not vecs:
                 return torch.zeros(0, dtype=self.dtype, device=self.device)
             flat = torch.cat(vecs).to(self.dtype)
