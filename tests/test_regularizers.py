@@ -210,6 +210,9 @@ def test_plan_follows_replaced_modules_and_new_models() -> None:
     reg_grads(reg, m)
     m.conv2 = nn.Conv2d(6, 5, 3, padding=1)  # surgery-style replacement
     assert_grads_close(reg_grads(reg, m), ref_grads(m, gs, "oicsr_gl", 1e-2))
+    m.double()  # same Parameter objects, new dtype: the plan is rebuilt
+    assert reg.value(m) == pytest.approx(ref_penalty(m, gs, "oicsr_gl", 1e-2).item(), rel=1e-9)
+    assert_grads_close(reg_grads(reg, m), ref_grads(m, gs, "oicsr_gl", 1e-2))
     m2, _, _ = build("two_layer", seed=5)
     assert reg.value(m2) == pytest.approx(ref_penalty(m2, gs, "oicsr_gl", 1e-2).item(), rel=1e-5)
 
@@ -221,7 +224,7 @@ def test_strength_can_change_between_steps_and_repr_is_readable() -> None:
     reg.strength = 2e-2
     assert reg.value(m) == pytest.approx(2 * v)
     r = repr(reg)
-    assert "oicsr_growl" in r and "strength=0.02" in r and "mode='proximal'" in r and "p=2" in r
+    assert r.startswith("Regularizer('oicsr_growl'") and "strength=0.02" in r and "mode='proximal'" in r and "p=2" in r
     assert reg.name == "oicsr_growl"
     with pytest.raises(ConfigError):
         reg.strength = -1.0

@@ -29,7 +29,9 @@ Options (defaults first; see :class:`.options.Options`):
   out rows of ``W^l``, the in columns of ``W^{l+1}`` and (``include_bn``) gamma/beta.
 * ``eps=1e-8``; ``grad``: ``"direct"`` (subgradient added to ``.grad`` in ``after_backward``,
   fastest) | ``"autograd"`` (``penalty()`` returns the differentiable term instead).
-* ``select``: ``"prunable"`` (the paper's groups) | ``"all"`` | a list of group names.
+* ``select``: ``"prunable"`` (the paper's groups; residual ones too when the groups come from
+  ``find_groups(..., allow_coupled=True)``) | ``"all"`` (every group, including the
+  network-input group -- the stem's input columns -- and the class-output rows) | group names.
 * ``include_bn=False``: BN gamma/beta join the group; ``include_bias=False``: producer bias does.
 * ``size_weighting``: ``"none"`` | ``"sqrt"`` (``lambda_s * sqrt(len(g))`` per group).
 * GrOWL only: ``p=0.5`` (float: fraction of each part's channels, rounded up; int: a count)

@@ -69,7 +69,7 @@ class Regularizer:
         defaults = Options()
         extra = [f"{k}={v!r}" for k, v in self.options.__dict__.items() if v != getattr(defaults, k)]
         head = [f"{self.name!r}", f"strength={self.strength:g}", f"groups={self.n_groups}"]
-        return f"{type(self).__name__}({', '.join(head + extra)})"
+        return f"Regularizer({', '.join(head + extra)})"
 
 
 class L2(Regularizer):

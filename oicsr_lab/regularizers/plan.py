@@ -125,6 +125,7 @@ class BoundPlan:
                 rec = params.setdefault(id(p), [modules[e.module], e.attr, p, False, False])
                 rec[3 + e.axis] = True
         self.records = list(params.values())
+        self._meta = [(p.device, p.dtype, p.shape) for _, _, p, _, _ in self.records]
         self.module_paths = [(name.split(".") if name else [], mod) for name, mod in modules.items()]
         # layout of ``flat``: parameters of one shape are stacked into a bucket, whose squared
         # row sums (B*rows) and column sums (B*cols) are contiguous; slots[(param, axis)] = offset
@@ -212,7 +213,7 @@ class BoundPlan:
         return params, factors
 
     def valid_for(self, model: nn.Module) -> bool:
-        """True while ``model`` still holds the very parameters (and device) this plan indexes."""
+        """True while ``model`` holds the very parameters (same device, dtype, shape) this plan indexes."""
         if self.model_ref() is not model:
             return False
         for path, mod in self.module_paths:  # a replaced submodule invalidates the plan
@@ -223,8 +224,8 @@ class BoundPlan:
                     return False
             if m is not mod:
                 return False
-        for m, attr, p, _, _ in self.records:
-            if m._parameters.get(attr, m.__dict__.get(attr)) is not p or p.device != self.device:
+        for (m, attr, p, _, _), meta in zip(self.records, self._meta):
+            if m._parameters.get(attr, m.__dict__.get(attr)) is not p or (p.device, p.dtype, p.shape) != meta:
                 return False
         return True
 
