@@ -6,6 +6,7 @@ import builtins
 import operator
 
 import torch
+import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -50,6 +51,9 @@ PASS_METHODS = {
     "clone", "detach", "float", "double", "half", "bfloat16", "to", "type_as", "requires_grad_", "cpu",
     "cuda",
 }
+
+# Methods whose other tensor argument only supplies a dtype, device or shape.
+LIKE_METHODS = {"type_as", "view_as", "reshape_as", "to"}
 
 # Elementwise binary ops. "add" kinds couple producers like a residual; "mul" like an SE gate.
 ADD_FUNCS = _present("add", "sub", "subtract", "maximum", "minimum", module=torch) | {
@@ -103,3 +107,29 @@ LEAF_MODULES: tuple[type, ...] = PASS_MODULES + (
     nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.PReLU, nn.Flatten,
     nn.Unflatten, nn.Softmax, nn.LogSoftmax, nn.Softmin,
 )
+
+
+def shape_of(node: object) -> tuple[int, ...] | None:
+    """The traced output shape of a node (None for non-tensors and python values)."""
+    if not isinstance(node, fx.Node):
+        return () if isinstance(node, (int, float, bool)) else None
+    meta = node.meta.get("tensor_meta")
+    shape = getattr(meta, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+def describe_node(node: fx.Node) -> str:
+    """'node 'x' (module 'layer1.0.conv1' (Conv2d)) in module 'layer1.0' (BasicBlock)' for messages."""
+    if node.op == "call_module":
+        what = f"module '{node.target}'"
+    elif node.op == "call_method":
+        what = f"method .{node.target}()"
+    else:
+        what = f"{node.op} {getattr(node.target, '__name__', node.target)}"
+    stack = node.meta.get("nn_module_stack") or {}
+    where = ""
+    owners = [(path, cls) for path, cls in stack.values() if path != node.target]
+    if owners:
+        path, cls = owners[-1]
+        where = f" in module '{path}' ({getattr(cls, '__name__', cls)})"
+    return f"node '{node.name}' ({what}){where}"

@@ -45,34 +45,11 @@ from .ops import (
     RESHAPE_METHODS,
     SOFTMAX_FUNCS,
     SOFTMAX_METHODS,
+    LIKE_METHODS,
     SUPPORTED,
+    describe_node,
+    shape_of,
 )
-
-
-def shape_of(node: object) -> tuple[int, ...] | None:
-    """The traced output shape of a node (None for non-tensors and python values)."""
-    if not isinstance(node, fx.Node):
-        return () if isinstance(node, (int, float, bool)) else None
-    meta = node.meta.get("tensor_meta")
-    shape = getattr(meta, "shape", None)
-    return tuple(shape) if shape is not None else None
-
-
-def describe_node(node: fx.Node) -> str:
-    """'node 'x' (module 'layer1.0.conv1' (Conv2d)) in module 'layer1.0' (BasicBlock)' for messages."""
-    if node.op == "call_module":
-        what = f"module '{node.target}'"
-    elif node.op == "call_method":
-        what = f"method .{node.target}()"
-    else:
-        what = f"{node.op} {getattr(node.target, '__name__', node.target)}"
-    stack = node.meta.get("nn_module_stack") or {}
-    where = ""
-    owners = [(path, cls) for path, cls in stack.values() if path != node.target]
-    if owners:
-        path, cls = owners[-1]
-        where = f" in module '{path}' ({getattr(cls, '__name__', cls)})"
-    return f"node '{node.name}' ({what}){where}"
 
 
 class Propagator:
@@ -168,6 +145,8 @@ class Propagator:
 
     def first(self, node: fx.Node, carriers: list[fx.Node]) -> Chan:
         """The channel-carrying first argument of a unary op (others must be constants)."""
+        if node.op == "call_method" and node.target in LIKE_METHODS:
+            carriers = [c for c in carriers if c is node.args[0]]  # y in x.type_as(y) only gives dtype/shape
         if not node.args or node.args[0] not in carriers or len(set(carriers)) > 1:
             raise self.fail(node, "expected exactly one channel-carrying tensor as first argument")
         return self.env[node.args[0]]
@@ -409,4 +388,4 @@ class Propagator:
         return Chan(x.ids, x.block)
 
 
-__all__ = ["Propagator", "shape_of", "describe_node"]
+__all__ = ["Propagator"]

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import defaultdict
 from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 
-from .types import ChannelGroup, Slice
+from .types import ChannelGroup, GroupSet, Slice
 
 _PARTS = {"out": ("weight", "bias"), "dw": ("weight", "bias"), "bn": ("weight", "bias", "running_mean")}
 
@@ -176,3 +177,37 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                     m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
                     m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
     return model
+
+
+def check_partition(model: nn.Module, groupset: GroupSet) -> list[str]:
+    """Structural problems of a GroupSet (empty when every traced Conv/Linear/BN index is owned once)."""
+    problems = []
+    names = [g.name for g in groupset]
+    if len(set(names)) != len(names):
+        problems.append("group names are not unique")
+    owned: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for g in groupset:
+        if g.size <= 0 or any(len(s.indices) != g.size for s in g.slices):
+            problems.append(f"{g.name}: slice lengths differ from size {g.size}")
+        if not g.prunable and not g.reason:
+            problems.append(f"{g.name}: not prunable but no reason")
+        for s in g.slices:
+            owned[(s.module, "in" if s.kind == "in" else "out")] += [c for i in range(g.size) for c in s.columns(i)]
+    for name, info in groupset.module_info.items():
+        m = model.get_submodule(name)
+        if isinstance(m, nn.Conv2d):
+            widths = {"out": m.out_channels, "in": m.in_channels}
+            if m.groups == m.in_channels == m.out_channels > 1:
+                widths = {"out": m.out_channels}  # depthwise: one "dw" slice
+        elif isinstance(m, nn.Linear):
+            widths = {"out": m.out_features, "in": m.in_features}
+        else:
+            widths = {"out": m.num_features}
+        if info["type"] != type(m).__name__:
+            problems.append(f"{name}: module_info type {info['type']} != {type(m).__name__}")
+        for side, width in widths.items():
+            if side == "in" and not owned.get((name, "in")):
+                continue  # a layer fed by a constant has no input group
+            if sorted(owned[(name, side)]) != list(range(width)):
+                problems.append(f"{name}: {side} indices are not owned exactly once")
+    return problems
