@@ -1,0 +1,288 @@
+"""Figure library: every static/interactive figure on synthetic data in the reproduce schema, saving, report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from PIL import Image
+
+from oicsr_lab import plots as P
+from oicsr_lab.errors import ConfigError
+from oicsr_lab.plots import synthetic as S
+from oicsr_lab.plots.style import REG_STYLES, order_regs, reg_style
+
+REGS4 = ["l2", "gl", "l1bn", "oicsr_gl"]
+LABELS4 = ["L2", "GL", "L1-BN", "OICSR-GL"]
+
+
+@pytest.fixture(scope="module")
+def energies():
+    """ResNet-20 sized energies (9 groups), JSON round-tripped with sorted keys like atomic_write_json."""
+    return json.loads(json.dumps(S.synthetic_energies(depth=20), sort_keys=True))
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return S.synthetic_sweep()
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return json.loads(json.dumps(S.synthetic_plans(depth=20), sort_keys=True))
+
+
+def _data_lines(ax):
+    """Lines of an axes that carry data (not reference lines without a label)."""
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+# ---------------------------------------------------------------- style
+def test_every_regulariser_has_a_distinct_colour_and_marker():
+    colours = [s.color for s in REG_STYLES.values()]
+    markers = [s.marker for s in REG_STYLES.values()]
+    assert len(set(colours)) == len(colours) == 6 and len(set(markers)) == 6
+    assert reg_style("mystery") == reg_style("mystery")  # stable fallback
+    assert order_regs(["oicsr_gl", "zz", "l2", "gl"]) == ["l2", "gl", "oicsr_gl", "zz"]
+
+
+# ---------------------------------------------------------------- Figure 3
+def test_default_layer_is_the_last_conv1_in_network_order(energies):
+    assert P.default_layer(energies) == "layer3.2.conv1"
+    odd = {"runs": {"l2": {"layer3.9.conv1": [1.0], "layer3.10.conv1": [1.0], "layer3.10.conv2": [1.0]}}}
+    assert P.default_layer(odd) == "layer3.10.conv1"
+    assert P.default_layer({"l2": {"features.3": [1.0], "features.10": [2.0]}}) == "features.10"
+
+
+def test_static_energy_distribution(energies):
+    fig = P.static_energy_distribution(energies)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    lines = _data_lines(ax)
+    assert [ln.get_label() for ln in lines] == LABELS4
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == LABELS4
+    for ln in lines:  # sorted descending, normalised to the layer max
+        y = ln.get_ydata()
+        assert len(y) == 64 and y[0] == pytest.approx(1.0) and np.all(np.diff(y) <= 1e-12)
+    assert "layer3.2.conv1" in ax.get_title(loc="left") and ax.get_xlabel() and ax.get_ylabel()
+    log = P.static_energy_distribution(energies, layer="layer2.0.conv1", regs=["l2", "oicsr_gl"], log=True,
+                                       normalize="none", source="out_energies")
+    assert log.axes[0].get_yscale() == "log" and len(_data_lines(log.axes[0])) == 2
+
+
+def test_energy_errors_are_clear(energies):
+    with pytest.raises(ConfigError, match="no layer pair named"):
+        P.static_energy_distribution(energies, layer="nope")
+    with pytest.raises(ConfigError, match="not in the data"):
+        P.static_energy_distribution(energies, regs=["growl"])
+    with pytest.raises(ConfigError, match="normalize"):
+        P.interactive_energy_distribution(energies, normalize="bogus")
+    for empty in ({}, {"runs": {}}, {"runs": {"l2": {}}}, None):
+        with pytest.raises(ConfigError):
+            P.static_energy_distribution(empty)
+
+
+def test_interactive_energy_distribution(energies):
+    fig = P.interactive_energy_distribution(energies, log=True)
+    assert [t.name for t in fig.data] == LABELS4
+    assert all("channel #" in t.hovertemplate for t in fig.data)
+    assert fig.layout.yaxis.type == "log" and len(fig.data[0].x) == 64
+
+
+def test_energy_grid_small_multiples(energies):
+    n = len(P.layer_names(energies))
+    fig = P.static_energy_grid(energies, regs=["l2", "oicsr_gl"])
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == n == 9 and all(len(_data_lines(ax)) == 2 for ax in visible)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["L2", "OICSR-GL"]
+    ifig = P.interactive_energy_grid(energies)
+    assert len(ifig.data) == n * 4
+    assert [t.name for t in ifig.data if t.showlegend] == LABELS4
+
+
+# ---------------------------------------------------------------- Figure 4
+def test_static_accuracy_vs_flops(sweep):
+    fig = P.static_accuracy_vs_flops(sweep)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in axes] == ["resnet56", "vgg16_bn"]
+    for ax in axes:
+        lines = _data_lines(ax)
+        assert [ln.get_label() for ln in lines] == LABELS4
+        assert max(lines[0].get_xdata()) == pytest.approx(50)  # x in percent
+        assert 10 < max(lines[0].get_ydata()) <= 100  # accuracy in percent
+        assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 4  # 2 seeds -> bands
+    assert "FLOPs pruned (%)" in axes[0].get_xlabel()
+
+
+def test_accuracy_own_criteria_dashed_and_single_seed(sweep):
+    one = sweep[sweep["seed"] == 0]
+    fig = P.static_accuracy_vs_flops(one, models=["resnet56"], show_own_criteria=True, dense_acc=0.93)
+    ax = fig.axes[0]
+    labels = [ln.get_label() for ln in _data_lines(ax)]
+    assert "GL (out energy)" in labels and "L1-BN (BN |γ|)" in labels and len(labels) == 7
+    dashed = [ln for ln in _data_lines(ax) if "(" in ln.get_label()]
+    assert all(ln.get_linestyle() != "-" for ln in dashed)
+    assert not any(isinstance(c, PolyCollection) for c in ax.collections)  # one seed: no band
+    curves = P.accuracy_curves(one, criterion="out")
+    assert set(curves["reg"]) == {"l2", "gl"}
+
+
+def test_interactive_accuracy_vs_flops(sweep):
+    fig = P.interactive_accuracy_vs_flops(sweep, regs=["gl", "oicsr_gl"])
+    lines = [t for t in fig.data if t.fill is None]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert [t.name for t in lines] == ["GL", "OICSR-GL"] * 2 and len(bands) == 4
+    assert "top-1" in lines[0].hovertemplate and "n=" in lines[0].hovertemplate
+
+
+def test_accuracy_errors_and_csv_path(sweep, tmp_path):
+    with pytest.raises(ConfigError, match="empty"):
+        P.static_accuracy_vs_flops(sweep.iloc[0:0])
+    with pytest.raises(ConfigError, match="missing column"):
+        P.static_accuracy_vs_flops(sweep.drop(columns="acc_before_retrain"))
+    with pytest.raises(ConfigError, match="criterion"):
+        P.static_accuracy_vs_flops(sweep, criterion="random")
+    with pytest.raises(ConfigError, match="model"):
+        P.interactive_accuracy_vs_flops(sweep, models=["alexnet"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        P.static_accuracy_vs_flops(tmp_path / "missing.csv")
+    sweep.to_csv(tmp_path / "sweep.csv", index=False)
+    assert len(P.interactive_accuracy_vs_flops(tmp_path / "sweep.csv").data) > 0
+
+
+# ---------------------------------------------------------------- Algorithm 1 outcome
+def test_layer_ratios_frame_and_static(plans):
+    df = P.layer_ratios_frame(plans)
+    assert set(df.columns) >= {"reg", "criterion", "normalize", "ratio", "layer", "pruned"}
+    assert len(df) == 4 * 2 * 3 * 9
+    fig = P.static_layer_ratios(plans, 0.3, cap=0.5)
+    axes = fig.axes
+    assert len(axes) == 2  # layer_max and layer_sum panels
+    assert [ax.get_title(loc="left") for ax in axes] == ["normalize = layer_max", "normalize = layer_sum"]
+    assert all([ln.get_label() for ln in _data_lines(ax)] == LABELS4 for ax in axes)
+    ticks = [t.get_text() for t in axes[-1].get_xticklabels()]
+    assert ticks[0] == "layer1.0.conv1" and ticks[-1] == "layer3.2.conv1" and len(ticks) == 9
+    y = _data_lines(axes[0])[0].get_ydata()
+    assert 0 <= min(y) and max(y) <= 50  # percent of channels, under the 50% cap
+    one = P.static_layer_ratios(plans, 30, normalize="layer_sum", regs=["oicsr_gl"])  # percent accepted
+    assert len(one.axes) == 1 and len(_data_lines(one.axes[0])) == 1
+
+
+def test_layer_ratios_interactive_and_errors(plans):
+    fig = P.interactive_layer_ratios(plans, 0.5)
+    assert len(fig.data) == 8 and [t.name for t in fig.data if t.showlegend] == LABELS4
+    assert "channels removed" in fig.data[0].hovertemplate
+    with pytest.raises(ConfigError, match="available"):
+        P.static_layer_ratios(plans, 0.42)
+    with pytest.raises(ConfigError, match="normalize"):
+        P.static_layer_ratios(plans, 0.3, normalize="per_element")
+    with pytest.raises(ConfigError):
+        P.static_layer_ratios({}, 0.3)
+    broken = json.loads(json.dumps(plans))
+    broken["gl"]["out_in/layer_max"]["0.5"] = {"error": "unreachable under the cap"}  # as sweep writes it
+    regs_at_half = {t.name for t in P.interactive_layer_ratios(broken, 0.5, normalize="layer_max").data}
+    assert regs_at_half == {"L2", "L1-BN", "OICSR-GL"}
+    long = pd.DataFrame({"reg": ["gl", "gl"], "ratio": [0.3, 0.3], "group": ["a.1", "a.2"], "layer_ratio": [0.1, 0.4]})
+    assert len(_data_lines(P.static_layer_ratios(long, 0.3).axes[0])) == 1
+
+
+# ---------------------------------------------------------------- Figure 2 pipeline
+def test_pipeline_static_and_interactive():
+    pipe = S.synthetic_pipeline()
+    fig = P.static_pipeline(pipe)
+    ax_acc, ax_fl = fig.axes[:2]
+    assert len(ax_acc.get_lines()) == 6 and len(ax_fl.get_lines()) == 3
+    assert ax_fl.get_xticklabels()[1].get_text() == "1\n10%"
+    assert "%" in ax_acc.get_ylabel() and "M" in ax_fl.get_ylabel()
+    ifig = P.interactive_pipeline(pipe, regs=["oicsr_gl"])
+    assert [t.name for t in ifig.data] == ["OICSR-GL, before retraining", "OICSR-GL, after retraining",
+                                          "OICSR-GL, FLOPs"]
+    with pytest.raises(ConfigError, match="missing column"):
+        P.static_pipeline(pipe.drop(columns="acc_after_retrain"))
+
+
+# ---------------------------------------------------------------- Table 1
+def test_table1_html_and_figure():
+    t1 = S.synthetic_table1()
+    html = P.table1_html(t1)
+    assert html.count('class="published"') == 4 and html.count('class="computed"') == 2
+    assert "76.53" in html and "37.3%" in html and "4,089" in html
+    fig = P.static_table1(t1)
+    texts = [c.get_text().get_text() for c in fig.axes[0].tables[0].get_celld().values()]
+    assert "published" in texts and "computed" in texts and "76.53" in texts
+    split = {"published": [r for r in t1["rows"] if r["source"] == "published"],
+             "computed": [r for r in t1["rows"] if r["source"] == "computed"]}
+    assert len(P.table1_frame(split)) == 6 and len(P.table1_frame(pd.DataFrame(t1["rows"]))) == 6
+    with pytest.raises(ConfigError, match="published"):
+        P.table1_html([{"model": "x", "top1": 1.0}])
+    # the reproduce shape: provenance under "label", nested per-layer data, an unreachable target
+    rows = [{"label": "published", "method": "OICSR-GL", "top1": 76.53, "flops_m": 2563, "flops_pruned": 0.373},
+            {"label": "computed", "method": "Algorithm 1", "flops_m": 2560.2, "flops_pruned": 0.3731,
+             "widths": {"layer1.0.conv1": 30}, "layer_ratios": {"layer1.0.conv1": 0.5}, "top1": None},
+            {"label": "computed", "method": "Algorithm 1", "error": "unreachable under the 50% cap"}]
+    frame = P.table1_frame({"rows": rows, "flops_convention": "MACs of Conv and Linear"})
+    assert "widths" not in frame.columns and "layer_ratios" not in frame.columns
+    html = P.table1_html({"rows": rows, "flops_convention": "MACs of Conv and Linear"})
+    assert "2,560" in html and "unreachable" in html and "MACs of Conv and Linear" in html
+    texts = [c.get_text().get_text() for c in P.static_table1(rows).axes[0].tables[0].get_celld().values()]
+    assert "Note" in texts and any("unreachable" in t for t in texts)
+    with pytest.raises(ConfigError):
+        P.static_table1({"rows": []})
+
+
+# ---------------------------------------------------------------- saving and the report
+def test_save_figure_formats(energies, tmp_path):
+    written = P.save_figure(P.static_energy_distribution(energies), tmp_path / "out" / "fig3")
+    assert [p.name for p in written] == ["fig3.png", "fig3.pdf"]
+    with Image.open(written[0]) as im:
+        im.verify()
+        assert im.size[0] > 400
+    assert written[1].read_bytes()[:4] == b"%PDF"
+    ifig = P.interactive_energy_distribution(energies)
+    (html_path,) = P.save_figure(ifig, tmp_path / "out" / "fig3.html")
+    text = html_path.read_text(encoding="utf-8")
+    assert html_path.name == "fig3.html" and "OICSR-GL" in text and "channel #" in text
+    assert 'src="plotly.min.js"' in text and "cdn.plot.ly" not in text
+    js = tmp_path / "out" / "plotly.min.js"
+    assert js.stat().st_size > 1_000_000
+    (inline,) = P.save_figure(ifig, tmp_path / "inline" / "fig3", plotlyjs="inline")
+    assert not (tmp_path / "inline" / "plotly.min.js").exists() and inline.stat().st_size > 1_000_000
+    assert not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(ConfigError, match="expected a matplotlib Figure"):
+        P.save_figure("not a figure", tmp_path / "x")
+    with pytest.raises(ConfigError, match="offline"):
+        P.save_figure(ifig, tmp_path / "x", plotlyjs="cdn")
+
+
+def test_write_report(energies, sweep, tmp_path):
+    P.save_figure(P.static_energy_distribution(energies), tmp_path / "fig3")
+    P.save_figure(P.interactive_energy_distribution(energies), tmp_path / "fig3")
+    P.save_figure(P.interactive_accuracy_vs_flops(sweep), tmp_path / "fig4")
+    figures = [("Figure 3: channel energy", "fig3"), ("Figure 4: accuracy", "fig4", "Interactive only.")]
+    out = P.write_report(tmp_path, S.synthetic_summary(), figures,
+                         tables=[("Table 1", P.table1_html(S.synthetic_table1()))])
+    page = out.read_text(encoding="utf-8")
+    assert out.name == "index.html"
+    for needle in ("Figure 3: channel energy", "Figure 4: accuracy", '<img src="fig3.png"', 'href="fig3.pdf"',
+                   'href="fig3.html"', '<iframe src="fig4.html"', "1 h 02 min 05 s", "cifar10-sample",
+                   "plotly", "lambda", 'class="computed"'):
+        assert needle in page, needle
+    assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page and "<script" not in page
+    inline = P.write_report(tmp_path, {}, figures[:1], inline_images=True).read_text(encoding="utf-8")
+    assert "data:image/png;base64," in inline and "not recorded" in inline
+    with pytest.raises(ConfigError, match="no figures"):
+        P.write_report(tmp_path, {}, [])
+    with pytest.raises(ConfigError, match="save_figure"):
+        P.write_report(tmp_path, {}, [("Missing", "nope")])
+
+
+def test_no_pyplot_figures_are_left_open(energies):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    P.static_energy_distribution(energies)
+    assert plt.get_fignums() == before
