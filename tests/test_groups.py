@@ -181,15 +181,17 @@ class ResTiny(nn.Module):
 
 
 class ShareNet(nn.Module):
-    """The same conv called twice (weight sharing)."""
+    """The same conv called twice, and two convs with one tied weight tensor (weight sharing)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.c1, self.c2, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 2)
+        self.c1, self.c2, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(12, 2)
+        self.c3, self.c4 = nn.Conv2d(8, 6, 1), nn.Conv2d(8, 6, 1)
+        self.c4.weight = self.c3.weight
 
     def forward(self, x):
         x = F.relu(self.c2(F.relu(self.c2(F.relu(self.c1(x))))))
-        return self.fc(x.mean((2, 3)))
+        return self.fc(torch.cat([self.c3(x), self.c4(x)], 1).mean((2, 3)))
 
 
 HANDMADE = [ConcatNet, DepthwiseNet, GroupedNet, SENet, FlattenHead, ViewHead, ResTiny, ShareNet]
@@ -255,7 +257,8 @@ def test_handmade_structure():
     assert len(find_groups(ResTiny(), torch.randn(1, 3, 8, 8), allow_coupled=True).prunable) == 4
 
     sh = find_groups(ShareNet(), torch.randn(1, 3, 8, 8))
-    assert "weight sharing" in sh["c1"].reason and sh.module_info["c2"]["calls"] == 2
+    assert "'c2' is called more than once" in sh["c1"].reason and sh.module_info["c2"]["calls"] == 2
+    assert "'c4' shares its weight with 'c3'" in sh["c3"].reason and {s.module for s in sh["c3"].out_slices} == {"c3", "c4"}
 
 
 def test_checks_catch_wrong_groups():

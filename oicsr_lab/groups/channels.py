@@ -24,7 +24,7 @@ _REASONS = {
     "input": "carries the network input channels ({})",
     "output": "reaches the model output ({})",
     "grouped": "touches grouped convolution {} (only groups=1 and depthwise groups=in=out convs are prunable)",
-    "shared": "module {} is called more than once (weight sharing)",
+    "shared": "weight sharing: {}",
     "mixed": "channels are mixed by {} (softmax over the channel dim)",
     "broadcast": "a single channel is broadcast across channels at {}",
     "add": "coupled by a residual addition at {}; pass allow_coupled=True to prune it",
@@ -77,21 +77,30 @@ class ChannelGraph:
         """Attach a flag (why a group is coupled or not prunable) to the components of ``ids``."""
         self._flags.append((np.asarray(ids, dtype=np.int64), flag, detail))
 
-    def record(self, module: str, kind: str, ids: np.ndarray, block: int = 1) -> None:
-        """Record that channel ``ids[j]`` owns index ``j`` of ``module`` as a ``kind`` slice."""
-        key = self._keys.setdefault((module, kind, block), len(self._keys))
-        slot = (module, kind)
-        if slot in self._first:  # weight sharing: index j of a module belongs to one channel
+    def record(self, module: str, kind: str, ids: np.ndarray, block: int = 1, owner: str | None = None) -> None:
+        """Record that channel ``ids[j]`` owns index ``j`` of ``module`` as a ``kind`` slice.
+
+        ``owner`` is the module whose weight tensor ``module`` shares (default: itself). A second
+        record for the same owner (a module called twice, or tied weights) unifies index ``j`` of
+        both records, so every index still belongs to one channel, and flags the weight sharing.
+        """
+        owner = owner or module
+        slot = (owner, kind)
+        if slot in self._first:
             prev, prev_block = self._first[slot]
             if len(prev) != len(ids) or prev_block != block:
                 raise UnsupportedModelError(
-                    f"module '{module}' is called several times with different channel layouts; "
-                    "weight sharing is only supported with identical input shapes"
+                    f"module '{module}' shares weights with '{owner}' (or is called again) with a different "
+                    "channel layout; weight sharing is only supported with identical input shapes"
                 )
             self.union(prev, ids)
-            self.flag(ids, "shared", f"'{module}'")
-            return
-        self._first[slot] = (ids, block)
+            what = "is called more than once" if owner == module else f"shares its weight with '{owner}'"
+            self.flag(ids, "shared", f"'{module}' {what}")
+            if owner == module:
+                return  # the same module again: its rows are already recorded
+        else:
+            self._first[slot] = (ids, block)
+        key = self._keys.setdefault((module, kind, block), len(self._keys))
         self._rows.append((key, ids, np.arange(len(ids), dtype=np.int64)))
 
     def labels(self) -> np.ndarray:
@@ -124,6 +133,8 @@ class ChannelGraph:
         idx = np.concatenate([ix for _, _, ix in self._rows])
         order = np.lexsort((idx, key, comp))
         comp, key, idx = comp[order], key[order], idx[order]
+        fresh = np.r_[True, (comp[1:] != comp[:-1]) | (key[1:] != key[:-1]) | (idx[1:] != idx[:-1])]
+        comp, key, idx = comp[fresh], key[fresh], idx[fresh]
         # occurrence number of a (module, kind) inside one component: cat([x, x]) -> two slices
         new_run = np.ones(len(comp), bool)
         new_run[1:] = (comp[1:] != comp[:-1]) | (key[1:] != key[:-1])

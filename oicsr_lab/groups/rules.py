@@ -61,6 +61,12 @@ class Propagator:
         self.modules = dict(gm.named_modules())
         self.env: dict[fx.Node, Chan | None] = {}
         self.module_info: dict[str, dict] = {}
+        self.owner: dict[str, str] = {}  # module -> first module holding the same weight tensor
+        first_holder: dict[int, str] = {}
+        for name, m in self.modules.items():
+            weight = getattr(m, "weight", None)
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)) and weight is not None:
+                self.owner[name] = first_holder.setdefault(id(weight), name)
 
     def fail(self, node: fx.Node, why: str) -> UnsupportedModelError:
         """Build the one-line error for a node the rules cannot map."""
@@ -189,12 +195,12 @@ class Propagator:
             if x is not None and (len(src) != 4 or x.block != 1 or len(x) != m.in_channels):
                 raise self.fail(node, f"Conv2d expects (N, {m.in_channels}, H, W) channels, got shape {src}")
             if x is not None and m.groups > 1 and m.groups == m.in_channels == m.out_channels:
-                self.g.record(name, "dw", x.ids)
+                self.g.record(name, "dw", x.ids, owner=self.owner.get(name))
                 return Chan(x.ids)
             if x is not None:
-                self.g.record(name, "in", x.ids)
+                self.g.record(name, "in", x.ids, owner=self.owner.get(name))
             out = self.g.new(m.out_channels)
-            self.g.record(name, "out", out)
+            self.g.record(name, "out", out, owner=self.owner.get(name))
             if x is not None:
                 if m.groups > 1:
                     self.g.flag(x.ids, "grouped", f"'{name}' (groups={m.groups})")
@@ -205,9 +211,9 @@ class Propagator:
                 raise self.fail(node, f"Linear is supported on (N, features) inputs only, got shape {src}; "
                                       "flatten from dim 1 first")
             if x is not None:
-                self.g.record(name, "in", x.ids, block=x.block)
+                self.g.record(name, "in", x.ids, block=x.block, owner=self.owner.get(name))
             out = self.g.new(m.out_features)
-            self.g.record(name, "out", out)
+            self.g.record(name, "out", out, owner=self.owner.get(name))
             return Chan(out)
         # BatchNorm
         if x is None:
@@ -215,7 +221,7 @@ class Propagator:
         if x.block != 1 or len(x) != m.num_features:
             raise self.fail(node, f"BatchNorm over {m.num_features} features does not match "
                                   f"{len(x)} channels x block {x.block}; use BatchNorm before flatten")
-        self.g.record(name, "bn", x.ids)
+        self.g.record(name, "bn", x.ids, owner=self.owner.get(name))
         return Chan(x.ids)
 
     def note_module(self, node: fx.Node, name: str, m: nn.Module) -> None:

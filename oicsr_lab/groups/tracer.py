@@ -104,7 +104,8 @@ class _ShapeRunner(nn.Module):
 def propagate_shapes(gm: fx.GraphModule, inputs: Sequence[Any]) -> None:
     """Store ``tensor_meta`` on every node; the model's parameters and buffers are not touched."""
     runner = _ShapeRunner(gm)
-    state = runner.state_dict(keep_vars=True)
+    state = dict(runner.named_parameters())  # one name per tensor: tied weights stay tied
+    state.update(runner.named_buffers())
     meta_state = {k: torch.empty_like(v, device="meta") for k, v in state.items()}
     meta_inputs = tuple(torch.empty_like(x, device="meta") if isinstance(x, torch.Tensor) else x for x in inputs)
     try:
