@@ -1,0 +1,124 @@
+"""Benchmark the pruning explorer on ResNet-56: slider-move latency (goal <= 150 ms) and accuracy readout (goal <= 2 s).
+
+    python benchmarks/bench_widgets.py [--model resnet56] [--regs l2,gl,l1bn,oicsr_gl] [--moves 30] [--threads N]
+
+Weights are random with randomised BatchNorm (one seed per regulariser) so the runs' energies
+and plans differ; latency does not depend on training. The slider moves visit distinct ratios
+0..max (uncached plans), then the same ratios again (plan cache hits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from oicsr_lab.data import load_dataset
+from oicsr_lab.models import build_model
+
+MOVE_GOAL_S, ACC_GOAL_S = 0.150, 2.0
+
+
+def random_model(name: str, seed: int, width: float = 1.0) -> nn.Module:
+    """A model with random weights and randomised BN statistics (distinct energies per seed)."""
+    torch.manual_seed(seed)
+    model = build_model(name, 10, width=width)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.05, 1.5)
+            m.bias.data.normal_(0.0, 0.2)
+            m.running_mean.normal_(0.0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile."""
+    return float(np.percentile(np.asarray(values), q))
+
+
+def verdict(value: float, goal: float) -> str:
+    """'ok' or 'OVER' against a goal."""
+    return "ok" if value <= goal else "OVER"
+
+
+def main() -> None:
+    """Run the benchmark and print the numbers against the goals."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="resnet56")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--regs", default="l2,gl,l1bn,oicsr_gl")
+    ap.add_argument("--moves", type=int, default=30)
+    ap.add_argument("--eval-images", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from oicsr_lab.widgets import PruningExplorer
+
+    regs = [r for r in args.regs.split(",") if r]
+    data = load_dataset("cifar10-sample")
+    models = {reg: random_model(args.model, seed, args.width) for seed, reg in enumerate(regs)}
+    print(f"{args.model} (width {args.width}), regularisers {regs}, torch threads {torch.get_num_threads()}")
+    t0 = time.perf_counter()
+    ex = PruningExplorer(models, data, eval_images=args.eval_images, accuracy=False, async_mode="thread", debounce_s=0.0)
+    print(f"construction (groups, FLOPs report, energies per normalisation, max ratio): "
+          f"{time.perf_counter() - t0:.2f} s; max reachable ratio {ex.max_ratio:.2f}; {len(ex.lib.group_list)} prunable pairs")
+
+    ratios = np.round(np.linspace(0.0, ex.max_ratio, args.moves), 4).tolist()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(ratios)).tolist()  # jump around like a user dragging back and forth
+    for label, seq in (("uncached", [ratios[i] for i in order]), ("cached", [ratios[i] for i in order[::-1]])):
+        times = []
+        for r in seq:
+            t = time.perf_counter()
+            ex.set_ratio(r)
+            times.append(time.perf_counter() - t)
+        med, p95 = statistics.median(times), pct(times, 95)
+        print(f"slider move ({label}, {len(seq)} moves, {len(ex.selected)} runs, no accuracy): "
+              f"median {med * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms "
+              f"[goal {MOVE_GOAL_S * 1e3:.0f} ms: {verdict(p95, MOVE_GOAL_S)}]")
+    for extreme in (0.0, ex.max_ratio):
+        ex.set_ratio(extreme)
+        print(f"  ratio {extreme:.2f}: achieved {[round(v['achieved_ratio'], 4) for v in ex.readout.values()]}")
+
+    ex.set_ratio(0.3)
+    for shown in ([regs[-1]], regs):
+        ex.acc_cache.clear()
+        ex.set_regularizers(shown)
+        items = [it for it in ex.accuracy_request() if it[2] is not None]  # pruned only (dense refs are cached once)
+        first: list[float] = []
+        t = time.perf_counter()
+        ex.compute_accuracy(items, on_partial=lambda p: first.append(time.perf_counter() - t))  # the worker's function
+        dt = time.perf_counter() - t
+        est = f"first estimate ({ex.batch_size} images each) after {first[0]:.2f} s, " if first else ""
+        print(f"accuracy readout at 30%, {len(ex.eval_split)} images, {len(shown)} run(s): {est}complete after "
+              f"{dt:.2f} s ({dt / len(items):.2f} s per run) [goal {ACC_GOAL_S:.0f} s: {verdict(dt, ACC_GOAL_S)}]")
+    ex.acc_cache.clear()
+    ex.set_regularizers([regs[-1]])
+    ex.set_accuracy(True)
+    t = time.perf_counter()
+    ex.set_ratio(0.2)
+    blocked = ex.last_update_s
+    ex.wait(600)
+    print(f"background readout after a slider move (1 run, pruned + dense reference): {time.perf_counter() - t:.2f} s "
+          f"(acc {ex.readout[regs[-1]]['acc']}); kernel thread blocked {blocked * 1e3:.1f} ms")
+
+    from oicsr_lab.widgets import EnergyExplorer
+
+    en = EnergyExplorer(models, ex.lib.example_input, groups=ex.lib.groups)
+    en.set_overlay(True)
+    times = []
+    for level in np.linspace(0.0, 1.0, args.moves):
+        t = time.perf_counter()
+        en.set_threshold(float(level))
+        times.append(time.perf_counter() - t)
+    print(f"energy explorer threshold move (overlay {len(regs)} runs): median {statistics.median(times) * 1e3:.1f} ms, "
+          f"p95 {pct(times, 95) * 1e3:.1f} ms [goal {MOVE_GOAL_S * 1e3:.0f} ms: {verdict(pct(times, 95), MOVE_GOAL_S)}]")
+
+if __name__ == "__main__":
+    main()

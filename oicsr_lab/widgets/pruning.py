@@ -1,0 +1,364 @@
+"""Pruning explorer: a global FLOPs-ratio slider driving Algorithm 1 live for several regularisers.
+
+Per slider move (fast path, no accuracy): one cached ``global_greedy_plan`` per shown
+regulariser, kept-channel bars, FLOPs/params readout. Accuracy before retraining on a held-out
+subset runs in a background worker (debounced, latest request only, 'computing…' indicator).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import torch
+import torch.nn as nn
+
+from ..data import DatasetSplits, Split
+from ..errors import ConfigError
+from ..groups.types import GroupSet
+from ..importance import NORMALIZATIONS
+from ..pruning import Plan, prune
+from ..train import evaluate
+from ._common import DENSE_COLOR, DisplayMixin, LatestOnly, Library, esc, reg_color, reg_label, split_subset
+
+__all__ = ["PruningExplorer"]
+
+
+def _plan_key(reg: str, plan: Plan | None) -> tuple:
+    """Cache key of an accuracy: the run and exactly which channels the plan keeps."""
+    if plan is None or not any(len(k) < plan.sizes[g] for g, k in plan.keep.items()):
+        return (reg, "dense")
+    return (reg, hash(tuple((g, tuple(k)) for g, k in sorted(plan.keep.items()))))
+
+
+class PruningExplorer(DisplayMixin):
+    """Global FLOPs-ratio slider -> per-layer kept channels, FLOPs/params and accuracy per regulariser."""
+
+    def __init__(
+        self,
+        models: Mapping[str, nn.Module],
+        data: DatasetSplits,
+        example_input: Any = None,
+        eval_images: int | None = 1000,
+        normalize_options: tuple[str, ...] = NORMALIZATIONS,
+        criterion: str = "out_in",
+        normalize: str = "layer_max",
+        groups: GroupSet | None = None,
+        max_layer_ratio: float = 0.5,
+        step: float = 0.01,
+        batch_size: int = 250,
+        accuracy: bool = True,
+        async_mode: str = "thread",
+        debounce_s: float = 0.3,
+        seed: int = 0,
+    ) -> None:
+        if normalize not in normalize_options:
+            raise ConfigError(f"normalize {normalize!r} is not among normalize_options {list(normalize_options)}")
+        example_input = data.example_input(1) if example_input is None else example_input
+        self.lib = Library(models, example_input, groups, criterion, max_layer_ratio)
+        self.lib.warm(tuple(normalize_options))
+        self.regs = self.lib.regs
+        self.data = data
+        self.eval_split: Split = split_subset(data.test, eval_images, seed)
+        self.batch_size = int(batch_size)
+        self.max_ratio = math.floor(self.lib.max_ratio() / step + 1e-9) * step
+        self.plans: dict[str, Plan] = {}
+        self.readout: dict[str, dict[str, Any]] = {}
+        self.acc_cache: dict[tuple, float] = {}
+        self.last_update_s = 0.0
+        self.computing = False
+        self.partial: dict[tuple, tuple[float, int]] = {}  # running estimates of the newest job
+        self._active_gen = 0
+        self._lock = threading.RLock()
+        self._runner = LatestOnly(self._compute_async, self._deliver, async_mode, debounce_s,
+                                  on_start=self._on_start, on_error=self._on_error)
+        self._build(normalize_options, normalize, step, accuracy)
+        self.update()
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, normalize_options: tuple[str, ...], normalize: str, step: float, accuracy: bool) -> None:
+        """Create the controls, the two FigureWidgets and the readout."""
+        self.ratio_slider = W.FloatSlider(
+            value=0.0, min=0.0, max=self.max_ratio, step=step, description="FLOPs pruned",
+            readout_format=".0%", continuous_update=True, layout=W.Layout(width="420px"),
+            style={"description_width": "initial"},
+        )
+        self.normalize_dropdown = W.Dropdown(options=list(normalize_options), value=normalize, description="normalise",
+                                             layout=W.Layout(width="230px"))
+        self.toggles = {
+            reg: W.ToggleButton(value=True, description=reg_label(reg), tooltip=f"show {reg_label(reg)}",
+                                layout=W.Layout(width="auto"), style={"text_color": reg_color(reg)})
+            for reg in self.regs
+        }
+        n_img = len(self.eval_split)
+        self.accuracy_checkbox = W.Checkbox(value=accuracy, description=f"accuracy on {n_img} test images",
+                                            indent=False, layout=W.Layout(width="auto"))
+        self.status = W.HTML("")
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="160px", visibility="hidden"))
+        self.readout_html = W.HTML()
+        names = [g.name for g in self.lib.group_list]
+        sizes = [g.size for g in self.lib.group_list]
+        self.fig = go.FigureWidget()
+        self.fig.add_scatter(x=names, y=sizes, mode="markers", name="dense", hoverinfo="x+y",
+                             marker=dict(symbol="line-ew-open", size=14, color="#7F7F7F", line=dict(width=2)))
+        for reg in self.regs:
+            self.fig.add_bar(x=names, y=sizes, name=reg_label(reg), marker_color=reg_color(reg))
+        self.fig.update_layout(
+            barmode="group", height=380, width=760, template="simple_white", margin=dict(l=60, r=10, t=40, b=120),
+            title=dict(text="kept channels per layer pair", x=0, font=dict(size=14)),
+            legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+            xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="kept channels", rangemode="tozero"),
+        )
+        self.acc_fig = go.FigureWidget()
+        labels = [reg_label(r) for r in self.regs]
+        self.acc_fig.add_bar(x=labels, y=[0.0] * len(labels), name="dense", marker_color=DENSE_COLOR)
+        self.acc_fig.add_bar(x=labels, y=[0.0] * len(labels), name="pruned", text=[""] * len(labels),
+                             textposition="outside", marker_color=[reg_color(r) for r in self.regs])
+        self.acc_fig.update_layout(
+            barmode="group", height=380, width=330, template="simple_white", margin=dict(l=50, r=10, t=40, b=120),
+            title=dict(text="top-1 before retraining", x=0, font=dict(size=14)), showlegend=True,
+            legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+            yaxis=dict(title="accuracy (%)", range=[0, 100]),
+        )
+        self.ratio_slider.observe(self._on_control, names="value")
+        self.normalize_dropdown.observe(self._on_control, names="value")
+        self.accuracy_checkbox.observe(self._on_control, names="value")
+        for t in self.toggles.values():
+            t.observe(self._on_control, names="value")
+        self.widget = W.VBox([
+            W.HBox([self.ratio_slider, self.normalize_dropdown]),
+            W.HBox(list(self.toggles.values()) + [self.accuracy_checkbox]),
+            W.HBox([self.progress, self.status]),
+            self.readout_html,
+            W.HBox([self.fig, self.acc_fig]),
+        ])
+
+    # ------------------------------------------------------------------ programmatic setters
+    def set_ratio(self, ratio: float) -> None:
+        """Move the FLOPs-ratio slider (clamped to [0, max reachable])."""
+        self.ratio_slider.value = min(max(float(ratio), 0.0), self.max_ratio)
+
+    def set_normalize(self, normalize: str) -> None:
+        """Choose the cross-layer normalisation of the energies."""
+        self.normalize_dropdown.value = normalize
+
+    def set_regularizers(self, regs: list[str]) -> None:
+        """Show only the runs in ``regs``."""
+        unknown = set(regs) - set(self.regs)
+        if unknown:
+            raise ConfigError(f"unknown regularisers {sorted(unknown)}; known: {self.regs}")
+        with self.widget.hold_sync():
+            for reg, t in self.toggles.items():
+                t.unobserve(self._on_control, names="value")
+                t.value = reg in regs
+                t.observe(self._on_control, names="value")
+        self.update()
+
+    def set_accuracy(self, enabled: bool) -> None:
+        """Turn the background accuracy readout on or off."""
+        self.accuracy_checkbox.value = bool(enabled)
+
+    @property
+    def ratio(self) -> float:
+        """Current target FLOPs ratio."""
+        return float(self.ratio_slider.value)
+
+    @property
+    def normalize(self) -> str:
+        """Current normalisation."""
+        return str(self.normalize_dropdown.value)
+
+    @property
+    def selected(self) -> list[str]:
+        """Runs currently shown."""
+        return [reg for reg, t in self.toggles.items() if t.value]
+
+    # ------------------------------------------------------------------ fast path
+    def _on_control(self, change: dict) -> None:
+        """Any control changed: recompute plans and redraw."""
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the plans of the shown runs, redraw the bars and readout, request accuracy."""
+        t0 = time.perf_counter()
+        ratio, norm, shown = self.ratio, self.normalize, self.selected
+        plans = {reg: self.lib.plan(reg, ratio, norm) for reg in shown}
+        names = [g.name for g in self.lib.group_list]
+        with self._lock:
+            self.plans = plans
+            self.readout = {reg: self._readout_row(reg, p) for reg, p in plans.items()}
+            with self.fig.batch_update():
+                for reg, trace in zip(self.regs, self.fig.data[1:]):
+                    trace.visible = reg in plans
+                    if reg in plans:
+                        trace.y = [len(plans[reg].keep[n]) for n in names]
+            if self.accuracy_checkbox.value and shown:
+                self.request_accuracy()
+            else:
+                self._runner.cancel()
+                self._set_busy(False)
+            self._render()
+        self.last_update_s = time.perf_counter() - t0
+
+    def _readout_row(self, reg: str, plan: Plan) -> dict[str, Any]:
+        """Readout of one run: target/achieved ratio, FLOPs and params before/after, accuracies."""
+        return {
+            "target_ratio": plan.target_ratio, "achieved_ratio": plan.achieved_ratio,
+            "flops": plan.flops_after, "flops_before": plan.flops_before,
+            "params": plan.params_after, "params_before": plan.params_before,
+            "acc": self.acc_cache.get(_plan_key(reg, plan)), "acc_dense": self.acc_cache.get((reg, "dense")),
+            "acc_partial": None, "eval_images": len(self.eval_split),
+        }
+
+    def _render(self) -> None:
+        """Redraw the readout table and the accuracy bars from ``self.readout``."""
+        rows = []
+        for reg, r in self.readout.items():
+            if r["acc"] is not None:
+                acc = f"{r['acc']:.1f}%"
+            elif r["acc_partial"] is not None and self.computing:
+                acc = f"<i>{r['acc_partial'][0]:.1f}% on {r['acc_partial'][1]} of {r['eval_images']} images…</i>"
+            else:
+                acc = "<i>computing…</i>" if self.computing else "—"
+            drop = "" if r["acc"] is None or r["acc_dense"] is None else f" ({r['acc'] - r['acc_dense']:+.1f})"
+            rows.append(
+                f"<tr><td style='color:{reg_color(reg)};font-weight:bold'>{esc(reg_label(reg))}</td>"
+                f"<td>{r['flops'] / 1e6:.2f} / {r['flops_before'] / 1e6:.2f} M</td><td>{r['achieved_ratio']:.2%}</td>"
+                f"<td>{r['params'] / 1e6:.3f} / {r['params_before'] / 1e6:.3f} M</td><td>{acc}{drop}</td></tr>"
+            )
+        head = "<tr><th></th><th>FLOPs (MACs)</th><th>pruned</th><th>params</th><th>acc before retraining</th></tr>"
+        self.readout_html.value = (
+            f"<table style='border-collapse:collapse' cellpadding='3'>{head}{''.join(rows)}</table>"
+            f"<small>target {self.ratio:.1%} of FLOPs, normalise={esc(self.normalize)}, "
+            f"criterion={esc(self.lib.criterion)}, max reachable {self.max_ratio:.0%}</small>"
+        )
+        shown = [reg in self.readout for reg in self.regs]
+        pruned = [self.readout[r]["acc"] if s else None for r, s in zip(self.regs, shown)]
+        dense = [self.readout[r]["acc_dense"] if s else None for r, s in zip(self.regs, shown)]
+        with self.acc_fig.batch_update():
+            self.acc_fig.data[0].y = [d if d is not None else 0.0 for d in dense]
+            part = [self.readout[r]["acc_partial"] if s else None for r, s in zip(self.regs, shown)]
+            self.acc_fig.data[1].y = [p if p is not None else q[0] if q else 0.0 for p, q in zip(pruned, part)]
+            self.acc_fig.data[1].text = [
+                "" if not s else f"{p:.1f}" if p is not None else f"~{q[0]:.0f}…" if q else "…"
+                for p, q, s in zip(pruned, part, shown)
+            ]
+
+    # ------------------------------------------------------------------ accuracy (slow path)
+    def accuracy_request(self) -> list[tuple[str, tuple, Plan | None]]:
+        """The evaluations the current state still needs: (run, cache key, plan) for shown runs."""
+        items = []
+        for reg, plan in self.plans.items():
+            key = _plan_key(reg, plan)
+            if key not in self.acc_cache:
+                items.append((reg, key, plan if key[1] != "dense" else None))
+        for reg in self.plans:  # the dense reference after the pruned ones
+            if (reg, "dense") not in self.acc_cache and all(k != (reg, "dense") for _, k, _ in items):
+                items.append((reg, (reg, "dense"), None))
+        return items
+
+    def request_accuracy(self) -> int:
+        """Queue the accuracy of the current state; returns its generation (the newest wins)."""
+        items = self.accuracy_request()
+        with self._lock:
+            if not items:  # everything cached: nothing to compute, drop older requests
+                self._runner.cancel()
+                self._set_busy(False)
+                return self._runner.generation
+            self.partial = {}
+            self._set_busy(True)
+            return self._runner.submit(items)
+
+    def compute_accuracy(
+        self, items: list[tuple[str, tuple, Plan | None]], is_stale: Callable[[], bool] = lambda: False,
+        on_partial: Callable[[dict[tuple, tuple[float, int]]], None] | None = None,
+    ) -> dict[tuple, float] | None:
+        """Evaluate each (run, key, plan) on the held-out subset; None as soon as the request is stale.
+
+        Pruned runs go first, then the dense references; within each phase the runs advance
+        chunk by chunk together, and ``on_partial({key: (acc so far, images so far)})`` is called
+        after every chunk so the readout can show side-by-side estimates early.
+        """
+        split, bs = self.eval_split, self.batch_size
+        n = len(split)
+        todo = [it for it in items if it[1] not in self.acc_cache]
+        phases = [[it for it in todo if it[2] is not None], [it for it in todo if it[2] is None]]
+        chunks = [(a, min(a + bs, n)) for a in range(0, n, bs)]
+        steps, step = max(1, len(todo) * len(chunks)), 0
+        nets: dict[tuple, nn.Module] = {}
+        correct: dict[tuple, float] = {}
+        for phase in phases:
+            for a, b in chunks:
+                for reg, key, plan in phase:
+                    if is_stale():
+                        return None
+                    if key not in nets:
+                        model = self.lib.models[reg]
+                        with torch.no_grad():
+                            nets[key] = model if plan is None else prune(model, plan)
+                    part = Split(split.images[a:b], split.labels[a:b])
+                    acc = evaluate(nets[key], self.data, split=part, batch_size=bs)["acc"]
+                    correct[key] = correct.get(key, 0.0) + acc * (b - a) / 100.0
+                    step += 1
+                    self.progress.value = step / steps
+                if b < n and on_partial is not None:
+                    on_partial({key: (100.0 * correct[key] / b, b) for _, key, _ in phase})
+            for _, key, _ in phase:  # correct for its key even if the request goes stale later
+                self.acc_cache[key] = 100.0 * correct.get(key, 0.0) / max(n, 1)
+        return {key: self.acc_cache[key] for _, key, _ in items if key in self.acc_cache}
+
+    def _compute_async(self, items: list, is_stale: Callable[[], bool]) -> dict[tuple, float] | None:
+        """What the background worker runs: :meth:`compute_accuracy` with partial readouts."""
+        return self.compute_accuracy(items, is_stale, on_partial=self._publish_partial)
+
+    def _publish_partial(self, partial: dict[tuple, tuple[float, int]]) -> None:
+        """Show running estimates if the job that made them is still the newest."""
+        with self._lock:
+            if not self._runner.is_latest(self._active_gen):
+                return
+            self.partial.update(partial)
+            for reg, plan in self.plans.items():
+                self.readout[reg]["acc_partial"] = self.partial.get(_plan_key(reg, plan))
+            self._render()
+
+    def _on_start(self, gen: int, items: Any) -> None:
+        """Show the 'computing…' indicator."""
+        self._active_gen = gen
+        if items:
+            self._set_busy(True)
+
+    def _set_busy(self, busy: bool, message: str = "") -> None:
+        """Toggle the progress bar and status line."""
+        self.computing = busy
+        self.progress.value = 0.0
+        self.progress.layout.visibility = "visible" if busy else "hidden"
+        self.status.value = "<i>computing accuracy…</i>" if busy else message
+
+    def _deliver(self, gen: int, result: dict[tuple, float]) -> bool:
+        """Show the finished accuracies if ``gen`` is still the newest request."""
+        with self._lock:
+            if not self._runner.is_latest(gen):
+                return False
+            for reg, plan in self.plans.items():
+                self.readout[reg]["acc"] = self.acc_cache.get(_plan_key(reg, plan))
+                self.readout[reg]["acc_dense"] = self.acc_cache.get((reg, "dense"))
+            self._set_busy(False)
+            self._render()
+            return True
+
+    def _on_error(self, gen: int, exc: BaseException) -> None:
+        """Report a failed evaluation in the status line."""
+        self._set_busy(False, f"<span style='color:#B00'>accuracy failed: {esc(type(exc).__name__)}: {esc(exc)}</span>")
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the background accuracy has finished (tests, benchmarks)."""
+        return self._runner.wait(timeout)
+
+    @property
+    def generation(self) -> int:
+        """Generation of the newest accuracy request."""
+        return self._runner.generation

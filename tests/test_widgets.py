@@ -1,0 +1,289 @@
+"""Live explorers in the kernel (no browser): figure data and readouts follow the controls.
+
+Small model (resnet20, width 0.25, random weights with randomised BN so energies and plans
+differ per run), the cifar10-sample test split cut to 100 images for accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from oicsr_lab.data import Split, load_dataset
+from oicsr_lab.errors import ConfigError
+from oicsr_lab.flops import count_flops
+from oicsr_lab.groups import find_groups
+from oicsr_lab.importance import NORMALIZATIONS, channel_energy
+from oicsr_lab.models import build_model
+from oicsr_lab.pruning import global_greedy_plan, prune
+from oicsr_lab.train import evaluate
+from oicsr_lab.widgets import ChannelViewer, EnergyExplorer, PruningExplorer
+from oicsr_lab.widgets._common import LatestOnly
+
+N_EVAL = 100
+
+
+def _random_model(seed: int) -> nn.Module:
+    """resnet20 at width 0.25 with random BN affine and running statistics."""
+    torch.manual_seed(seed)
+    model = build_model("resnet20", 10, width=0.25)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.05, 1.5)
+            m.bias.data.normal_(0.0, 0.2)
+            m.running_mean.normal_(0.0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("cifar10-sample")
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"l2": _random_model(0), "gl": _random_model(1), "oicsr_gl": _random_model(2)}
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.zeros(1, 3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def groups(models, x):
+    return find_groups(models["l2"], x)
+
+
+@pytest.fixture()
+def explorer(models, data, x, groups):
+    return PruningExplorer(models, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual", batch_size=50)
+
+
+def _direct_acc(model: nn.Module, plan, data, split: Split) -> float:
+    """Accuracy of the physically pruned model, computed without the widget."""
+    return evaluate(prune(model, plan), data, split=split)["acc"]
+
+
+# ---------------------------------------------------------------------- pruning explorer
+def test_pruning_bars_shrink_and_flops_match_the_plan(explorer, models, groups, x):
+    names = [g.name for g in explorer.lib.group_list]
+    sizes = [g.size for g in explorer.lib.group_list]
+    assert list(explorer.fig.data[1].y) == sizes  # ratio 0: dense
+    assert all(r["achieved_ratio"] == 0.0 and r["flops"] == r["flops_before"] for r in explorer.readout.values())
+    report = count_flops(models["gl"], x)
+    scores = channel_energy(models["gl"], groups, "out_in", "layer_max")
+    totals = {reg: [sum(sizes)] for reg in explorer.regs}
+    for ratio in (0.1, 0.25, explorer.max_ratio):
+        explorer.set_ratio(ratio)
+        for reg, trace in zip(explorer.regs, explorer.fig.data[1:]):
+            plan = explorer.plans[reg]
+            assert list(trace.y) == [len(plan.keep[n]) for n in names]
+            r = explorer.readout[reg]
+            assert r["achieved_ratio"] == plan.achieved_ratio >= ratio - 1e-9
+            assert r["flops"] == plan.flops_after and r["params"] == plan.params_after
+            assert r["flops"] == pytest.approx(r["flops_before"] * (1 - r["achieved_ratio"]), rel=1e-9)
+            totals[reg].append(sum(trace.y))
+        direct = global_greedy_plan(models["gl"], groups, scores, ratio, report=report)
+        assert explorer.plans["gl"].keep == direct.keep and explorer.readout["gl"]["flops"] == direct.flops_after
+        assert f"{explorer.readout['gl']['flops'] / 1e6:.2f}" in explorer.readout_html.value
+    for seq in totals.values():  # kept channels shrink as the ratio grows
+        assert all(a >= b for a, b in zip(seq, seq[1:])) and seq[-1] < seq[0]
+    assert len({tuple(explorer.plans[r].keep["layer3.0.conv1"]) for r in explorer.regs}) > 1  # runs differ
+
+
+def test_pruning_extremes_normalisations_and_toggles(explorer):
+    explorer.set_ratio(0.0)
+    assert all(r["achieved_ratio"] == 0.0 for r in explorer.readout.values())
+    explorer.set_ratio(10.0)  # clamped to the maximum reachable ratio
+    assert explorer.ratio == pytest.approx(explorer.max_ratio)
+    assert 0.3 < explorer.max_ratio < 0.5
+    assert all(r["achieved_ratio"] >= explorer.max_ratio - 1e-9 for r in explorer.readout.values())
+    for norm in NORMALIZATIONS:
+        explorer.set_normalize(norm)
+        assert all(p.normalize == norm for p in explorer.plans.values())
+        assert explorer.last_update_s < 1.0
+    explorer.set_regularizers(["oicsr_gl"])
+    assert list(explorer.readout) == ["oicsr_gl"]
+    assert [t.visible for t in explorer.fig.data[1:]] == [False, False, True]
+    with pytest.raises(ConfigError):
+        explorer.set_regularizers(["nope"])
+
+
+def test_accuracy_stale_requests_are_dropped(explorer, models, data):
+    explorer.set_ratio(0.1)
+    gen1, req1 = explorer.generation, explorer.accuracy_request()
+    assert explorer.computing and "computing" in explorer.readout_html.value
+    explorer.set_ratio(0.3)
+    gen2, req2 = explorer.generation, explorer.accuracy_request()
+    assert gen2 > gen1
+    assert explorer._runner.run(gen1, req1) is False  # stale before it starts: never computed nor shown
+    assert all(r["acc"] is None for r in explorer.readout.values())
+    assert explorer._runner.run(gen2, req2) is True
+    assert not explorer.computing
+    for reg, r in explorer.readout.items():
+        expected = _direct_acc(models[reg], explorer.plans[reg], data, explorer.eval_split)
+        assert r["acc"] == pytest.approx(expected)
+        assert r["acc_dense"] == pytest.approx(evaluate(models[reg], data, split=explorer.eval_split)["acc"])
+    explorer.set_ratio(0.1)  # not cached (gen1 was dropped) -> a new request; 0.3 again -> cached
+    assert explorer.accuracy_request()
+    explorer.set_ratio(0.3)
+    assert not explorer.accuracy_request() and not explorer.computing
+    assert all(r["acc"] is not None for r in explorer.readout.values())
+
+
+def test_accuracy_stops_midway_and_reports_partial(explorer):
+    explorer.set_ratio(0.2)
+    items = explorer.accuracy_request()
+    before = dict(explorer.acc_cache)
+    assert explorer.compute_accuracy(items, is_stale=lambda: True) is None
+    calls = iter(range(1000))
+    assert explorer.compute_accuracy(items, is_stale=lambda: next(calls) >= 2) is None  # stale after 2 chunks
+    assert explorer.acc_cache == before
+    partial = []
+    done = explorer.compute_accuracy(items, on_partial=partial.append)
+    assert done and set(done) == {k for _, k, _ in items}
+    assert partial and all(n == 50 for d in partial for _, n in d.values())  # 100 images in chunks of 50
+
+
+def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):
+    ex = PruningExplorer({"l2": models["l2"], "oicsr_gl": models["oicsr_gl"]}, data, x, eval_images=N_EVAL,
+                         groups=groups, async_mode="thread", debounce_s=0.05)
+    for ratio in (0.05, 0.15, 0.25, 0.35):
+        ex.set_ratio(ratio)
+        assert ex.last_update_s < 1.0  # the kernel thread never waits for accuracy
+    t0 = time.perf_counter()
+    while (ex.computing or any(r["acc"] is None for r in ex.readout.values())) and time.perf_counter() - t0 < 30:
+        time.sleep(0.05)
+    assert ex._runner.delivered == ex.generation
+    assert ex.ratio == 0.35 and not ex.computing
+    for reg, r in ex.readout.items():
+        assert r["acc"] == pytest.approx(_direct_acc(models[reg], ex.plans[reg], data, ex.eval_split))
+    ex.set_accuracy(False)
+    ex.set_ratio(0.2)
+    assert not ex.computing and all(r["acc"] is None for r in ex.readout.values())
+
+
+def test_latest_only_runner_modes():
+    seen, errors = [], []
+    r = LatestOnly(lambda req, stale: req * 2, lambda g, res: seen.append((g, res)), mode="sync")
+    assert r.submit(3) == 1 and seen == [(1, 6)]
+    m = LatestOnly(lambda req, stale: 1 / req, lambda g, res: seen.append(res), mode="manual",
+                   on_error=lambda g, e: errors.append(type(e)))
+    g1 = m.submit(0)
+    assert m.run(g1, 0) is False and errors == [ZeroDivisionError]
+    m.submit(4)
+    assert m.run_pending() is True and seen[-1] == 0.25
+    t = LatestOnly(lambda req, stale: req, lambda g, res: seen.append(res), mode="thread", debounce_s=0.0)
+    t.idle_exit_s = 0.05
+    t.submit("a")
+    assert t.wait(10) and seen[-1] == "a"
+    time.sleep(0.3)
+    assert t._thread is None  # idle worker exits, so a discarded explorer can be collected
+    t.submit("b")
+    assert t.wait(10) and seen[-1] == "b"
+    with pytest.raises(ConfigError):
+        LatestOnly(lambda r, s: r, lambda g, r: None, mode="later")
+
+
+def test_models_must_share_an_architecture(data, x):
+    other = build_model("resnet20", 10, width=0.5)
+    with pytest.raises(ConfigError):
+        PruningExplorer({"l2": _random_model(0), "gl": other}, data, x, async_mode="manual")
+
+
+# ---------------------------------------------------------------------- energy explorer
+def test_energy_explorer_threshold_ratio_and_click(models, x, groups):
+    ex = EnergyExplorer(models, x, groups=groups)
+    name = "layer2.1.conv1"
+    ex.set_group(name)
+    e = channel_energy(models["l2"], groups, "out_in", "layer_max")[name].numpy()
+    trace = ex.fig.data[0]
+    assert np.allclose(trace.y, np.sort(e)) and sorted(trace.customdata) == list(range(len(e)))
+    t = float(np.median(e))
+    ex.set_threshold(t)
+    k = int((e < t).sum())
+    assert ex.readout["k"] == k and ex.readout["n"] == len(e)
+    assert f"{k} of {len(e)} channels below threshold" in ex.readout_html.value
+    assert list(trace.marker.symbol).count("x") == k
+    sizes = [g.size for g in ex.lib.group_list]
+    ov = ex.overview.data
+    assert [a + b for a, b in zip(ov[0].y, ov[1].y)] == sizes
+    assert ov[1].y[ex.names.index(name)] == k
+    ex.set_overlay(True)
+    assert all(t.visible for t in ex.fig.data) and set(ex.readout["below"]) == set(models)
+    ex.set_threshold(0.0)
+    assert ex.readout["k"] == 0 and sum(ex.readout["below_per_group"].values()) == 0
+    ex.set_ratio(0.5)
+    total = sum(ex.readout["below_per_group"].values())
+    assert total == sum(sizes) // 2
+    ex.set_ratio(1.0)
+    assert sum(ex.readout["below_per_group"].values()) == sum(sizes)
+
+    class Points:
+        point_inds = [2]
+
+    ex._on_overview_click(ex.overview.data[0], Points())
+    assert ex.group_dropdown.value == ex.names[2] == ex.readout["group"]
+    for norm in NORMALIZATIONS:
+        ex.set_normalize(norm)
+        assert ex.readout["n"] == ex.lib.by_name[ex.names[2]].size
+    ex.set_regularizer("oicsr_gl")
+    assert ex.readout["reg"] == "oicsr_gl"
+
+
+# ---------------------------------------------------------------------- channel viewer
+def test_channel_viewer_heatmaps_match_weights(models, groups):
+    model = models["gl"]
+    cv = ChannelViewer(model, groups)
+    g = groups["layer3.2.conv1"]
+    cv.set_group(g.name)
+    cv.set_channel(g.size - 1)
+    i = g.size - 1
+    w1 = model.get_submodule("layer3.2.conv1").weight.detach()
+    w2 = model.get_submodule("layer3.2.conv2").weight.detach()
+    z_out, z_in = np.asarray(cv.fig.data[0].z), np.asarray(cv.fig.data[1].z)
+    assert z_out.shape == (w1.shape[1], w1.shape[2] * w1.shape[3]) == cv.readout["out_shape"]
+    assert z_in.shape == (w2.shape[0], w2.shape[2] * w2.shape[3]) == cv.readout["in_shape"]
+    assert np.allclose(z_out, w1[i].reshape(w1.shape[1], -1).numpy())
+    assert np.allclose(z_in, w2[:, i].reshape(w2.shape[0], -1).numpy())
+    r = cv.readout
+    assert r["energy"] == pytest.approx(r["out_norm"] ** 2 + r["in_norm"] ** 2, rel=1e-5)
+    assert list(cv.fig.data[2].marker.color).count("#D55E00") == 1
+
+    class Points:
+        point_inds = [1]
+
+    cv._on_bar_click(cv.fig.data[2], Points())
+    assert cv.readout["channel"] == 1
+    small = groups["layer1.0.conv1"]
+    cv.set_channel(g.size - 1)
+    cv.set_group(small.name)  # channel clamps to the smaller pair
+    assert cv.readout["channel"] == small.size - 1 and cv.channel_slider.max == small.size - 1
+
+
+def test_display_delegates_to_the_widget(explorer, models, x, groups):
+    import ipywidgets as W
+    from ipywidgets.embed import embed_data
+
+    cv = ChannelViewer(models["l2"], groups)
+    for obj in (explorer, cv):
+        assert isinstance(obj.widget, W.Box)
+        bundle = obj._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == obj.widget.model_id
+    state = embed_data(views=[cv.widget])  # plain widget state, as Voila/embedding serialise it
+    assert state["view_specs"] and state["manager_state"]["state"]
