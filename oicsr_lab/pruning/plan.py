@@ -208,7 +208,11 @@ def _report(model: nn.Module, groups: Any, example_input: Any, report: FlopsRepo
 
 def _validate(flops_ratio: float, max_layer_ratio: float, min_channels: int, round_to: int | None) -> None:
     """Raise PlanError for out-of-range options."""
-    if not isinstance(flops_ratio, (int, float)) or not (0.0 <= float(flops_ratio) < 1.0):
+    try:
+        ratio = float(flops_ratio)
+    except (TypeError, ValueError):
+        ratio = math.nan
+    if isinstance(flops_ratio, (bool, str)) or not (0.0 <= ratio < 1.0):
         raise PlanError(f"flops_ratio must be in [0, 1) (fraction of FLOPs to remove), got {flops_ratio!r}")
     if not (0.0 < float(max_layer_ratio) <= 1.0):
         raise PlanError(f"max_layer_ratio must be in (0, 1], got {max_layer_ratio!r}")
