@@ -8,9 +8,24 @@ from typing import Any
 import torch
 
 from ..data import DatasetSplits, load_dataset
+from ..errors import ConfigError
 from ..models import build_model
 from .config import TrainConfig
 from .trainer import Trainer, resolve_device
+
+
+def build_checked(name: str, num_classes: int, width: float) -> torch.nn.Module:
+    """:func:`build_model`, with a bad name or width reported as a one-line ConfigError."""
+    try:
+        return build_model(name, num_classes=num_classes, width=width)
+    except ValueError as e:
+        raise ConfigError(str(e).splitlines()[0] if str(e) else f"cannot build model {name!r}") from None
+
+
+def check_model(name: str, width: float, num_classes: int = 10) -> None:
+    """Raise ConfigError when ``name``/``width`` cannot be built (checked cheaply on the meta device)."""
+    with torch.device("meta"):
+        build_checked(name, num_classes, width)
 
 
 def make_regularizer_for(model: torch.nn.Module, config: TrainConfig, data: DatasetSplits):
@@ -37,9 +52,10 @@ def build_trainer(
 ) -> Trainer:
     """Data + seeded model + regulariser + Trainer for ``config`` (the CLI's and notebooks' entry point)."""
     config.validate()
+    check_model(config.model, config.width)  # fail fast, before decoding any data
     data = data if data is not None else load_dataset(config.dataset, root=data_dir)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, num_classes=data.num_classes, width=config.width)
+    model = build_checked(config.model, num_classes=data.num_classes, width=config.width)
     reg = make_regularizer_for(model, config, data)
     return Trainer(model, data, config, out_dir=out_dir, regularizer=reg, device=resolve_device(device),
                    show_progress=show_progress, **kwargs)

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..data import DatasetSplits, Split, TensorLoader
+from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
 from ..progress import progress
 from . import distributed as dist_utils
@@ -38,10 +39,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> CUDA when present, else CPU; anything else is passed to torch.device."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:<index>") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from ..errors import ConfigError
-
         raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
     return dev
 
@@ -112,9 +114,17 @@ class Trainer:
         self.model = model.to(self.device)
         if config.channels_last and self.device.type in ("cpu", "cuda"):
             self.model = self.model.to(memory_format=torch.channels_last)
+        if config.batch_size % self.world_size:
+            raise ConfigError(f"batch size {config.batch_size} is not divisible by the {self.world_size} processes; "
+                              f"pass a --batch-size that is a multiple of --nproc_per_node")
         self.net = dist_utils.wrap_ddp(self.model, self.device) if self.world_size > 1 else self.model
+        if self.net is not self.model:
+            self.model = self.net.module  # BN layers were swapped for their synchronised twins
         self.train_split = data.train.subset(config.train_subset, seed=config.seed)
         self.test_split = data.test.subset(config.test_subset, seed=config.seed)
+        if len(self.train_split) < config.batch_size:
+            raise ConfigError(f"the training split has {len(self.train_split)} images, fewer than one batch of "
+                              f"{config.batch_size}; lower --batch-size or raise --train-subset")
         self.loader = TensorLoader(
             self.train_split, config.batch_size, data.mean, data.std, shuffle=True, augment=True, drop_last=True,
             device=self.device, seed=config.seed, rank=self.rank, world_size=self.world_size,
@@ -155,11 +165,11 @@ class Trainer:
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
         self.epoch, self.history = int(blob["epoch"]), list(blob["history"])
-        torch.set_rng_state(blob["rng"]["torch"])
+        torch.set_rng_state(blob["rng"]["torch"].cpu())  # RNG states must be CPU byte tensors
         py = random.getstate()
         random.setstate((py[0], tuple(blob["rng"]["python"]), py[2]))
         if blob["rng"].get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+            torch.cuda.set_rng_state_all([t.cpu() for t in blob["rng"]["cuda"]])
 
     def resume(self) -> bool:
         """Load ``out_dir/checkpoint.pt`` if present; True when a run was resumed."""
