@@ -385,8 +385,10 @@ def test_model_is_not_modified(meta, monkeypatch):
         monkeypatch.setattr(tracer, "functional_call", no_meta)
     model = build_model("resnet20").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []  # the user's module keeps its real weights even while the shape pass runs
+    model.layer1[0].conv1.register_forward_hook(lambda *_: seen.append(model.layer1[0].conv1.weight.device.type))
     gs = find_groups(model, torch.randn(2, 3, 32, 32))
-    assert len(gs.prunable) == 9 and gs.module_info["fc"]["in_shape"] == (64,)
+    assert seen == ["cpu"] and len(gs.prunable) == 9 and gs.module_info["fc"]["in_shape"] == (64,)
     assert model.training and all(m.training for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 

@@ -9,6 +9,7 @@ copied buffers) -> :class:`~.rules.Propagator` (channel ids per tensor) ->
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import torch
@@ -72,7 +73,23 @@ def trace(model: nn.Module) -> fx.GraphModule:
             f"torch.fx cannot trace {type(model).__name__}{where}: {type(err).__name__}: {first}; "
             "the model's forward must be traceable by torch.fx.symbolic_trace (static control flow)"
         ) from err
-    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    for node in gm.graph.nodes:  # leaves are shared with `model`: give gm its own shells
+        if node.op == "call_module":
+            parent, _, leaf = str(node.target).rpartition(".")
+            owner = gm.get_submodule(parent)
+            setattr(owner, leaf, _shell(getattr(owner, leaf)))
+    return gm
+
+
+def _shell(m: nn.Module) -> nn.Module:
+    """A shallow copy of ``m`` with its own parameter/buffer dicts (same tensors), so swapping
+    tensors in it (shape propagation on meta) never touches the user's module."""
+    c = copy.copy(m)
+    c._parameters = dict(m._parameters)
+    c._buffers = dict(m._buffers)
+    c._modules = {k: _shell(v) if v is not None else None for k, v in m._modules.items()}
+    return c
 
 
 # Leaves whose output has the input's shape: on meta tensors they are skipped (BatchNorm's
