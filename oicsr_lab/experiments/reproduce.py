@@ -1,0 +1,211 @@
+"""``reproduce``: train under each regulariser, measure energies, sweep FLOPs ratios, prune iteratively, report.
+
+Everything lands under ``out`` (default ``reports/<preset>``) in the files the design doc lists
+(``energies.json``, ``sweep.csv``, ``plans.json``, ``pipeline.csv``, ``table1.json``,
+``summary.json``, ``index.html``). Each expensive step is cached under ``out`` by the hash of its
+full configuration (see :mod:`.runs`), so a rerun skips what is done and resumes what was
+interrupted; the aggregate files are rebuilt from finished steps only.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..data import load_dataset
+from ..io import atomic_write_json
+from ..progress import progress
+from ..pruning.iterative import PIPELINE_COLUMNS
+from ..train import resolve_device, set_threads
+from .pipeline import pipeline_cached
+from .report import write_csv, write_index
+from .runs import TrainedRun, cached, config_hash, train_cached
+from .spec import build_spec, run_config
+from .sweep import SWEEP_COLUMNS, channel_energies, criteria_for, sweep_model
+
+FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "table1.json", "summary.json", "index.html")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def auto_threads() -> int | None:
+    """Idle CPU cores by the 1-minute load average (at least 1); None where unknown or OICSR_LAB_THREADS is set.
+
+    On a shared 2-core machine, 2 threads next to a busy process run ~15x *slower* than 1
+    (OpenMP threads wait for each other), so ``reproduce`` only uses the cores that are idle.
+    """
+    if os.environ.get("OICSR_LAB_THREADS") or not hasattr(os, "getloadavg"):
+        return None
+    cores = os.cpu_count() or 1
+    return max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the package and its main dependencies."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("oicsr-lab", "torch", "torchvision", "numpy", "pandas", "matplotlib", "plotly"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _with_hit(run: TrainedRun) -> tuple[TrainedRun, bool]:
+    """``(run, run.hit)`` for the step runner."""
+    return run, run.hit
+
+
+def _model_label(cfg: dict[str, Any]) -> str:
+    """Model name as it appears in sweep.csv (width appended when not 1)."""
+    return cfg["model"] if float(cfg["width"]) == 1.0 else f"{cfg['model']}x{float(cfg['width']):g}"
+
+
+def _sweep_cached(run: TrainedRun, data, spec: dict[str, Any], root: Path, device, show_progress) -> tuple[dict, bool]:
+    """Energies + sweep rows + plans of one trained run (cached under ``root/sweeps``)."""
+    sw = spec["sweep"]
+    folder = root / "sweeps" / f"{run.config.reg}-{config_hash({'run': run.key, 'sweep': sw})}"
+
+    def compute(f: Path) -> dict[str, Any]:
+        from ..groups import find_groups
+
+        model = run.load_model(device)
+        groups = find_groups(model.eval(), data.example_input().to(device))
+        test = data.test.subset(sw["test_images"], seed=0)
+        meta = {"model": _model_label(spec["base_config"]), "reg": run.config.reg, "seed": run.config.seed}
+        rows, plans = sweep_model(model, groups, data, test, sw["ratios"], criteria_for(run.config.reg),
+                                  normalize=sw["normalize"], max_layer_ratio=sw["max_layer_ratio"], meta=meta,
+                                  device=device, show_progress=show_progress)
+        return {"run": run.key, "rows": rows, "plans": plans, "energies": channel_energies(model, groups),
+                "test_images": len(test)}
+
+    return cached(folder, compute)
+
+
+def _table1_cached(root: Path, weights: str | None) -> tuple[dict, bool]:
+    """table1.json content (cached under ``root/table1``)."""
+    from .table1 import compute_table1
+
+    key = {"weights": str(Path(weights).resolve()) if weights else None}
+    return cached(root / "table1" / f"resnet50-{config_hash(key)}", lambda f: compute_table1(weights=weights))
+
+
+def reproduce(
+    preset: str = "ci",
+    out: str | Path | None = None,
+    *,
+    model: str | None = None,
+    dataset: str | None = None,
+    regs: list[str] | None = None,
+    ratios: list[float] | None = None,
+    seeds: list[int] | None = None,
+    epochs: int | None = None,
+    width: float | None = None,
+    pipeline_regs: list[str] | None = None,
+    pipeline_target: float | None = None,
+    strengths: dict[str, float] | None = None,
+    table1: bool = True,
+    table1_weights: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    data_dir: str | Path | None = None,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] | None = _stderr,
+) -> dict[str, Any]:
+    """Run (or resume, or read back) the whole reproduction at ``preset``; returns the summary dict."""
+    t0 = time.perf_counter()
+    log = log or (lambda msg: None)
+    set_threads(threads if threads is not None else auto_threads())
+    spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
+                      width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths)
+    root = Path(out or f"reports/{preset}")
+    root.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    data = load_dataset(spec["base_config"]["dataset"], root=data_dir)
+    for note in data.notes:
+        log(f"note: {note}")
+    data_id = {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes,
+               "source": Path(data.source).name if data.source else ""}
+    seeds_, regs_ = spec["seeds"], spec["regs"]
+    n_tasks = len(seeds_) * len(regs_) * 2 + len(spec["pipeline"]["regs"]) + int(table1) + 1
+    bar = progress(total=n_tasks, desc=f"reproduce {preset}", unit="task", enabled=show_progress)
+    hits: dict[str, int] = {"hit": 0, "computed": 0}
+    inner = False if show_progress is False else None
+
+    def step(label: str, fn: Callable[[], tuple[Any, bool]]) -> Any:
+        bar.set_postfix_str(label)
+        t = time.perf_counter()
+        res, hit = fn()
+        hits["hit" if hit else "computed"] += 1
+        log(f"{label}: {'cached' if hit else f'done in {time.perf_counter() - t:.1f}s'}")
+        bar.update(1)
+        return res
+
+    runs: dict[int, dict[str, TrainedRun]] = {s: {} for s in seeds_}
+    for seed in seeds_:
+        for reg in regs_:
+            cfg = run_config(spec, reg, seed)
+            runs[seed][reg] = step(f"train {reg} seed {seed}", lambda cfg=cfg: _with_hit(
+                train_cached(cfg, root, data, data_id, dev, inner, log)))
+    sweeps = {s: {reg: step(f"sweep {reg} seed {s}", lambda r=runs[s][reg]: _sweep_cached(r, data, spec, root, dev, inner))
+                  for reg in regs_} for s in seeds_}
+    s0 = seeds_[0]
+    pipe_rows: list[dict[str, Any]] = []
+    for reg in spec["pipeline"]["regs"]:
+        pipe_rows += step(f"pipeline {reg}", lambda reg=reg: pipeline_cached(
+            runs[s0][reg], data, root, spec["pipeline"], dev, inner, log))
+    t1 = step("table1", lambda: _table1_cached(root, table1_weights)) if table1 else None
+
+    # -- plain data ---------------------------------------------------------------------------
+    bar.set_postfix_str("report")
+    label = _model_label(spec["base_config"])
+    energies = {"model": label, "criterion": "out_in", "seed": s0, "normalize": "none",
+                "runs": {reg: sweeps[s0][reg]["energies"]["out_in"] for reg in regs_},
+                "out_energies": {reg: sweeps[s0][reg]["energies"]["out"] for reg in regs_}}
+    gam = {reg: sweeps[s0][reg]["energies"]["bn_gamma"] for reg in regs_ if "bn_gamma" in sweeps[s0][reg]["energies"]}
+    if gam:
+        energies["bn_gamma"] = gam
+    sweep_rows = [r for s in seeds_ for reg in regs_ for r in sweeps[s][reg]["rows"]]
+    plans = {reg: sweeps[s0][reg]["plans"] for reg in regs_}
+    atomic_write_json(root / "energies.json", energies)
+    write_csv(root / "sweep.csv", sweep_rows, SWEEP_COLUMNS)
+    atomic_write_json(root / "plans.json", plans)
+    write_csv(root / "pipeline.csv", pipe_rows, PIPELINE_COLUMNS)
+    if t1 is not None:
+        atomic_write_json(root / "table1.json", t1)
+    summary = {
+        "preset": preset, "config": spec, "data": data_id, "seeds": seeds_, "device": str(dev),
+        "threads": torch.get_num_threads(), "versions": versions(),
+        "runs": {str(s): {reg: {"folder": str(r.folder.relative_to(root)), "test_acc": r.result["test_acc"],
+                                "train_wall_s": r.result.get("wall_s"), "cached": r.hit}
+                          for reg, r in runs[s].items()} for s in seeds_},
+        "cache": hits, "files": [f for f in FILES if (root / f).exists() or f in ("summary.json", "index.html")],
+        "notes": [
+            "accuracies are top-1 test accuracy in percent; sweep accuracies are before retraining (masks)",
+            f"sweep: Algorithm 1 one shot, per-layer cap {spec['sweep']['max_layer_ratio']}, "
+            f"{spec['sweep']['test_images']} test images (fixed subset, seed 0)",
+            "energies.json / plans.json / pipeline.csv use the first seed",
+            "table1 computed rows: structure of torchvision resnet50 only; see each row's 'weights'",
+        ],
+    }
+    summary["wall_s"] = time.perf_counter() - t0
+    atomic_write_json(root / "summary.json", summary)
+    files = {"energies": energies, "sweep": sweep_rows, "plans": plans, "pipeline": pipe_rows, "table1": t1}
+    summary["report"] = write_index(root, summary, files)
+    summary["wall_s"] = time.perf_counter() - t0
+    atomic_write_json(root / "summary.json", summary)
+    bar.update(1)
+    bar.close()
+    log(f"reproduce {preset}: {hits['computed']} steps computed, {hits['hit']} cached, "
+        f"{summary['wall_s']:.1f}s; report: {root / 'index.html'}")
+    return summary

@@ -1,0 +1,125 @@
+"""``oicsr-lab prune``: the iterative pruning framework (Figure 2) from a trained run or from scratch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..cli import add_train_args, config_from_args, subcommand
+from ..errors import CheckpointError, ConfigError
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    """Options of ``prune`` (plus the training options, which override the run's config)."""
+    p.add_argument("--from", dest="source", default=None,
+                   help="a training run folder or its checkpoint.pt, or a save_pruned .pt file "
+                        "(default: train from scratch with the preset first)")
+    p.add_argument("--target", type=float, required=True, help="FLOPs reduction to reach, e.g. 0.5 (of the dense FLOPs)")
+    p.add_argument("--step", type=float, default=0.1, help="FLOPs removed per iteration, fraction of dense (default 0.1)")
+    p.add_argument("--retrain-epochs", type=int, default=1, help="epochs of regularised retraining after each step")
+    p.add_argument("--finetune-epochs", type=int, default=1, help="epochs of final fine-tuning without the regulariser")
+    p.add_argument("--retrain-lr", type=float, default=None, help="learning rate of retraining (default: lr / 10)")
+    p.add_argument("--criterion", default="out_in", help="out_in (eq. 5), out, l1, bn_gamma or random")
+    p.add_argument("--normalize", default="layer_max", help="none, layer_sum, layer_max or per_element")
+    p.add_argument("--max-layer-ratio", type=float, default=0.5, help="at most this fraction of a layer per step")
+    p.add_argument("--allow-coupled", action="store_true", help="also prune residual-coupled channel groups")
+    p.add_argument("--out", default=None, help="output folder (default: runs/prune-<model>-<reg>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted prune run in --out")
+    add_train_args(p)
+
+
+_FIELDS = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
+           "label_smoothing", "seed", "train_subset", "reg", "strength")
+
+
+def load_source(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any] | None]:
+    """``(model, training config dict)`` (for a pruned file only ``{"_arch": {model, width}}``) from a run folder, a checkpoint.pt or a save_pruned file."""
+    import torch
+
+    from ..models import build_model
+    from ..train import load_checkpoint
+    from .serialize import FORMAT as PRUNED, load_pruned
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoint.pt"
+    if not p.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there; pass a training run folder, its checkpoint.pt or a pruned .pt")
+    try:
+        fmt = torch.load(p, map_location="cpu", weights_only=True).get("format")
+    except Exception as e:
+        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}); check the path") from None
+    if fmt == PRUNED:
+        arch = torch.load(p, map_location="cpu", weights_only=True)["arch"]
+        hint = {"model": arch["name"], **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}
+        return load_pruned(p, map_location=device), {"_arch": hint}
+    blob = load_checkpoint(p, map_location=device)
+    arch = blob["arch"]
+    model = build_model(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
+    try:
+        model.load_state_dict(blob["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{p}: weights do not fit {arch['model']} ({str(e).splitlines()[0][:100]}); "
+                              f"a pruned model must be passed as its save_pruned .pt file") from None
+    return model, blob.get("config")
+
+
+@subcommand("prune", _args)
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Prune iteratively to a FLOPs target (Algorithm 1 per step, retraining with the regulariser between)."""
+    from ..data import load_dataset
+    from ..models import build_model
+    from ..train import TrainConfig, set_threads
+    from .iterative import prune_iteratively
+
+    from ..experiments.reproduce import auto_threads
+
+    set_threads(args.threads if args.threads is not None else auto_threads())
+    if args.source:
+        model, cfg_dict = load_source(args.source)
+        hint = (cfg_dict or {}).pop("_arch", None)
+        cfg = TrainConfig.from_dict(cfg_dict) if cfg_dict else config_from_args(args)
+        if hint:
+            cfg = cfg.replace(**hint)
+        explicit = {f: getattr(args, f, None) for f in _FIELDS if getattr(args, f, None) is not None}
+        cfg = cfg.replace(**explicit)
+        if args.reg_option:
+            cfg = cfg.replace(reg_options=config_from_args(args).reg_options)
+        if "reg" in explicit and explicit["reg"] != (cfg_dict or {}).get("reg") and not args.reg_option:
+            cfg = cfg.replace(reg_options={})
+        cfg.validate()
+        train_first = False
+    else:
+        cfg = config_from_args(args)
+        model, train_first = None, True
+    data = load_dataset(cfg.dataset, root=args.data_dir)
+    if model is None:
+        import torch
+
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, num_classes=data.num_classes, width=cfg.width)
+    out = Path(args.out or f"runs/prune-{cfg.model}-{cfg.reg}")
+    print(f"pruning {cfg.model} ({'trained: ' + str(args.source) if args.source else 'training first'}) to "
+          f"{args.target:.0%} FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, out={out}",
+          file=sys.stderr)
+    if not args.resume and (out / "state.json").exists():
+        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
+    res = prune_iteratively(
+        model, data, cfg, target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,
+        finetune_epochs=args.finetune_epochs, criterion=args.criterion, normalize=args.normalize, out_dir=out,
+        resume=True, train_first=train_first, max_layer_ratio=args.max_layer_ratio, allow_coupled=args.allow_coupled,
+        retrain_lr=args.retrain_lr, device=args.device, show_progress=False if args.no_progress else None,
+    )
+    from ..experiments.report import write_csv
+    from .iterative import PIPELINE_COLUMNS
+
+    write_csv(out / "pipeline.csv", res.rows(cfg.reg), PIPELINE_COLUMNS)
+    for r in res.records:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                          if k not in ("widths", "layer_ratios")}))
+    print(f"final: {res.records[-1]['acc_after_retrain']:.2f}% at {res.records[-1]['achieved_ratio']:.1%} FLOPs removed; "
+          f"model: {out / res.state['model_file']}")
+    return 0
