@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import OICSRError
+from .errors import CheckpointError, OICSRError
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -40,7 +41,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """Options of ``train`` (also reused by ``prune`` and ``reproduce``)."""
     from .train.config import PRESETS
 
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="budget preset (default: quick)")
+    p.add_argument("--preset", default="quick", help=f"budget preset: {', '.join(PRESETS)} (default: quick)")
     p.add_argument("--model", help="registry name, e.g. resnet20, resnet56, vgg16_bn, torchvision:resnet18")
     p.add_argument("--width", type=float, help="channel width multiplier")
     p.add_argument("--data", dest="dataset", help="cifar10-sample, cifar10, cifar100 or imagefolder:<path>")
@@ -53,6 +54,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=int, help="train on this many images only")
+    p.add_argument("--test-subset", type=int, help="evaluate on this many test images only")
     p.add_argument("--reg", help="l2, gl, l1bn, oicsr_gl, growl or oicsr_growl")
     p.add_argument("--strength", type=float, help="regularisation strength lambda_s")
     p.add_argument("--reg-option", action="append", default=[], metavar="KEY=VALUE",
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace):
         k, v = kv.split("=", 1)
         opts[k] = _parse_value(v)
     fields = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
-              "label_smoothing", "seed", "train_subset", "reg", "strength")
+              "label_smoothing", "seed", "train_subset", "test_subset", "reg", "strength")
     cfg = preset(args.preset, **{f: getattr(args, f, None) for f in fields})
     if opts:
         cfg = cfg.replace(reg_options=opts)
@@ -103,10 +105,19 @@ def _train_out(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model (optionally under a sparsity regulariser) with checkpoints and a metrics log."""
     from .train import build_trainer, set_threads
+    from .train.distributed import shutdown
 
     set_threads(args.threads)
     cfg = config_from_args(args)
     out = Path(args.out or f"runs/{cfg.model}-{cfg.reg}-{args.preset}")
+    try:
+        return _train(cfg, out, args, build_trainer)
+    finally:
+        shutdown()
+
+
+def _train(cfg, out: Path, args: argparse.Namespace, build_trainer) -> int:
+    """Build the trainer, fit (resuming when asked) and print the last epochs and the final accuracy."""
     trainer = build_trainer(cfg, out_dir=out, data_dir=args.data_dir, device=args.device,
                             show_progress=False if args.no_progress else None)
     for note in trainer.data.notes:
@@ -126,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a run's checkpoint.pt (or a run folder)")
     p.add_argument("--data", dest="dataset", default=None, help="dataset (default: the one the run trained on)")
+    p.add_argument("--full-test", action="store_true", help="use the whole test split, not the run's test subset")
     add_common(p)
 
 
@@ -133,27 +145,33 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a trained checkpoint's test accuracy."""
     from .data import load_dataset
-    from .models import build_model
     from .train import evaluate, load_checkpoint, resolve_device, set_threads
     from .train.config import TrainConfig
+    from .train.run import build_checked
 
     set_threads(args.threads)
     path = Path(args.checkpoint)
     path = path / "checkpoint.pt" if path.is_dir() else path
     blob = load_checkpoint(path)
     cfg = TrainConfig.from_dict(blob["config"])
+    device = resolve_device(args.device)
     data = load_dataset(args.dataset or cfg.dataset, root=args.data_dir)
     arch = blob["arch"]
     if arch.get("num_classes") != data.num_classes:
-        from .errors import CheckpointError
-
         raise CheckpointError(f"{path}: checkpoint has {arch.get('num_classes')} classes but {data.name} has {data.num_classes}; "
                               f"evaluate on the data set it was trained on")
-    model = build_model(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
-    model.load_state_dict(blob["model"])
-    model.to(resolve_device(args.device))
-    res = evaluate(model, data)
-    print(json.dumps({"checkpoint": str(path), "dataset": data.name, "epoch": blob["epoch"], **res}))
+    model = build_checked(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
+    try:
+        model.load_state_dict(blob["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit {arch['model']} ({str(e).splitlines()[0][:120]}); "
+                              f"the checkpoint is not a plain training checkpoint") from None
+    model.to(device)
+    # by default the same test images the run reported on (its test_subset), so the numbers agree
+    split = None if args.full_test or args.dataset else data.test.subset(cfg.test_subset, seed=cfg.seed)
+    res = evaluate(model, data, split)
+    n = len(split) if split is not None else len(data.test)
+    print(json.dumps({"checkpoint": str(path), "dataset": data.name, "epoch": blob["epoch"], "test_images": n, **res}))
     return 0
 
 
@@ -175,10 +193,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit code 2), like the project's errors."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with every registered subcommand."""
     _load_plugins()
-    parser = argparse.ArgumentParser(prog="oicsr-lab", description="Channel pruning with OICSR: train, prune, reproduce.")
+    parser = _Parser(prog="oicsr-lab", description="Channel pruning with OICSR: train, prune, reproduce.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, fn) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=fn.__cli_help__, description=fn.__doc__)
@@ -210,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `oicsr-lab info | head`: stop quietly, like other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
