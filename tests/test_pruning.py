@@ -219,6 +219,8 @@ def test_plan_json_round_trip_and_metadata(r56) -> None:
     assert set(plan.module_ratios) >= {"layer1.0.conv1", "layer1.0.conv2"}
     with pytest.raises(PlanError):
         Plan.from_dict({"keep": {}})
+    with pytest.raises(PlanError):
+        Plan.from_dict(None)  # type: ignore[arg-type]
 
 
 def test_plan_from_traced_shapes_without_example_input(r56) -> None:

@@ -104,8 +104,8 @@ class Plan:
     def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
         """Inverse of :meth:`to_dict` (validates the keys)."""
         names = {f.name for f in fields(cls)}
-        missing = {"keep", "sizes", "slices"} - set(data)
-        if missing or not isinstance(data, Mapping):
+        missing = {"keep", "sizes", "slices"} - set(data) if isinstance(data, Mapping) else {"keep", "sizes", "slices"}
+        if missing:
             raise PlanError(f"not a pruning plan: missing {sorted(missing)}; build it with global_greedy_plan")
         plan = cls(**{k: v for k, v in data.items() if k in names})
         plan.keep = {k: [int(i) for i in v] for k, v in plan.keep.items()}
