@@ -83,6 +83,8 @@ def test_resume_gives_identical_weights_and_metrics(full_run: Trainer, sample_da
     again = trainer_for(tiny(), sample_data, tmp_path)  # resuming a finished run trains nothing
     assert untimed(again.fit(resume=True)) == untimed(history)
     assert_same_weights(again.model.state_dict(), resumed.model.state_dict())
+    with pytest.warns(UserWarning, match=r"lr \(0.05 -> 0.01\)"):  # changed settings are pointed out
+        trainer_for(tiny(lr=0.01), sample_data, tmp_path).resume()
 
 
 def test_outputs_are_atomic_and_weights_only(full_run: Trainer) -> None:

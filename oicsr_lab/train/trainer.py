@@ -12,6 +12,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -175,7 +176,13 @@ class Trainer:
         """Load ``out_dir/checkpoint.pt`` if present; True when a run was resumed."""
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return False
-        self.load_state(load_checkpoint(self.checkpoint_path, arch=self.arch, map_location=self.device))
+        blob = load_checkpoint(self.checkpoint_path, arch=self.arch, map_location=self.device)
+        saved, now = blob.get("config") or {}, self.config.to_dict()
+        changed = [f"{k} ({saved[k]!r} -> {now[k]!r})" for k in now if k in saved and saved[k] != now[k] and k != "epochs"]
+        if changed:  # lr/momentum/weight decay come back from the optimizer state; the rest follows the new config
+            warnings.warn(f"resuming {self.checkpoint_path} with settings that differ from the checkpoint's: "
+                          f"{', '.join(changed)}; the run will not match an uninterrupted one")
+        self.load_state(blob)
         return True
 
     def _write_outputs(self) -> None:
