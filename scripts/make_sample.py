@@ -32,7 +32,7 @@ def main() -> None:
                 members[(parts[1], parts[2])].append(m)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         # gzip with mtime 0 and fixed member metadata: the same archive bytes on every run.
-        with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with open(args.out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as out:
                 for (split, cls), ms in sorted(members.items()):
                     ms = sorted(ms, key=lambda m: m.name)

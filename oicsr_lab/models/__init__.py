@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+from ..errors import ConfigError
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _INPUT_SIZE: dict[str, int] = {}
 
@@ -48,25 +50,25 @@ def build_model(name: str, num_classes: int = 10, width: float = 1.0, **kwargs) 
     ``torchvision:<name>`` builds ``torchvision.models.<name>(weights=None, num_classes=...)``.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+        raise ConfigError(f"model name must be a non-empty string, got {name!r}")
     if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+        raise ConfigError(f"width must be > 0, got {width}")
     if name.startswith("torchvision:"):
         import torchvision.models as tvm
 
         tv_name = name.split(":", 1)[1]
         available = tvm.list_models(module=tvm)
         if tv_name not in available:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown torchvision model {tv_name!r}; choose one of torchvision.models.list_models(), "
                 f"e.g. resnet18, resnet50, vgg16_bn, mobilenet_v2"
             )
         if width != 1.0:
-            raise ValueError("width scaling is only available for the CIFAR zoo, not torchvision models")
+            raise ConfigError("width scaling is only available for the CIFAR zoo, not torchvision models")
         return tvm.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
     _load_builtin()
     if name not in _REGISTRY:
-        raise ValueError(
+        raise ConfigError(
             f"unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))} "
             f"or 'torchvision:<name>' (e.g. torchvision:resnet50)"
         )
