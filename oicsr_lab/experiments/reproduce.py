@@ -162,8 +162,9 @@ def reproduce(
     s0 = seeds_[0]
     pipe_rows: list[dict[str, Any]] = []
     for reg in spec["pipeline"]["regs"]:
-        pipe_rows += step(f"pipeline {reg}", lambda reg=reg: pipeline_cached(
-            runs[s0][reg], data, root, spec["pipeline"], dev, inner, log))
+        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
+        pipe_rows += step(f"pipeline {reg}", lambda reg=reg, settings=settings: pipeline_cached(
+            runs[s0][reg], data, root, settings, dev, inner, log))
     t1 = step("table1", lambda: _table1_cached(root, table1_weights)) if table1 else None
 
     # -- plain data ---------------------------------------------------------------------------

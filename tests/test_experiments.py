@@ -1,0 +1,142 @@
+"""``reproduce --preset ci`` end to end: files, value ranges, cache hits, partial runs redone, finished kept."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from oicsr_lab.cli import main
+from oicsr_lab.errors import ConfigError
+from oicsr_lab.experiments.reproduce import FILES, reproduce
+from oicsr_lab.experiments.runs import DONE, RESULT, is_done, run_folder, train_cached
+from oicsr_lab.experiments.spec import STRENGTHS, build_spec, run_config
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory):
+    """One full ci reproduction (about a minute on one core)."""
+    out = tmp_path_factory.mktemp("ci")
+    t0 = time.perf_counter()
+    summary = reproduce("ci", out, threads=1, show_progress=False, log=None)
+    return out, summary, time.perf_counter() - t0
+
+
+def test_files_and_ranges(ci):
+    out, summary, wall = ci
+    for name in FILES:
+        assert (out / name).is_file(), name
+    regs = summary["config"]["regs"]
+    assert regs == ["l2", "gl", "l1bn", "oicsr_gl"]
+    # sweep: accuracies in [0, 100], achieved ratio close to target, FLOPs fall with the ratio
+    rows = _csv(out / "sweep.csv")
+    assert {r["reg"] for r in rows} == set(regs)
+    assert {(r["reg"], r["criterion"]) for r in rows} >= {("l2", "out"), ("gl", "out"), ("l1bn", "bn_gamma"), ("oicsr_gl", "out_in")}
+    for r in rows:
+        assert 0.0 <= float(r["acc_before_retrain"]) <= 100.0
+        assert abs(float(r["achieved_ratio"]) - float(r["ratio"])) < 0.03
+        assert int(r["flops"]) > 0 and int(r["params"]) > 0
+    for reg in regs:
+        f = [int(r["flops"]) for r in rows if r["reg"] == reg and r["criterion"] == "out_in"]
+        assert f == sorted(f, reverse=True) and len(f) == 4  # ratio 0 (dense) + 0.1, 0.3, 0.5
+    # energies: non-negative, one list per prunable group, every regulariser
+    en = json.loads((out / "energies.json").read_text())
+    assert en["criterion"] == "out_in" and set(en["runs"]) == set(regs)
+    for key in ("runs", "out_energies", "bn_gamma"):
+        for reg, groups in en[key].items():
+            assert len(groups) == 9  # ResNet-20: one internal out-in-channel per block
+            assert all(v >= 0 for vals in groups.values() for v in vals)
+    # plans: layer ratios are fractions, for every ratio
+    plans = json.loads((out / "plans.json").read_text())
+    lr = plans["oicsr_gl"]["out_in/layer_max"]["0.3"]["layer_ratios"]
+    assert len(lr) == 9 and all(0 <= v <= 0.9 for v in lr.values())
+    # pipeline: oicsr_gl and gl, FLOPs non-increasing, widths JSON
+    pipe = _csv(out / "pipeline.csv")
+    assert {r["reg"] for r in pipe} == {"oicsr_gl", "gl"}
+    for reg in ("oicsr_gl", "gl"):
+        sub = [r for r in pipe if r["reg"] == reg]
+        f = [int(r["flops"]) for r in sub]
+        assert f == sorted(f, reverse=True) and f[0] > f[-1]
+        assert abs(float(sub[-1]["achieved_ratio"]) - 0.2) < 0.05
+        assert all(0 <= float(r[k]) <= 100 for r in sub for k in ("acc_before_retrain", "acc_after_retrain"))
+        assert isinstance(json.loads(sub[-1]["widths"]), dict)
+    # table 1: published rows and computed rows, labelled; dense ResNet-50 = 4089 M MACs
+    t1 = json.loads((out / "table1.json").read_text())
+    labels = [r["label"] for r in t1["rows"]]
+    assert labels.count("published") == 4 and labels.count("computed") == 4
+    assert abs(t1["dense_macs_m"] - 4089) < 1
+    for r in t1["rows"][5:]:
+        assert abs(r["flops_pruned"] - r["target"]) < 0.01 and "random" in r["weights"]
+    # summary: config, data, seeds, wall time, versions
+    s = json.loads((out / "summary.json").read_text())
+    assert s["seeds"] == [0] and s["data"]["name"] == "cifar10-sample" and s["wall_s"] > 0
+    assert s["config"]["strengths"]["oicsr_gl"] == STRENGTHS["ci"]["oicsr_gl"]
+    assert "torch" in s["versions"] and s["cache"]["computed"] == 11
+    assert (out / "index.html").read_text().count("<") > 10
+
+
+def test_second_invocation_is_a_cache_hit(ci):
+    out, _, first_wall = ci
+    done = [p for p in (out / "runs").iterdir() if is_done(p)]
+    assert len(done) == 4
+    stamps = {p: ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns)
+              for p in done}
+    t0 = time.perf_counter()
+    assert main(["reproduce", "--preset", "ci", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    wall = time.perf_counter() - t0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["cache"] == {"hit": 11, "computed": 0}
+    assert wall < max(30.0, 0.5 * first_wall)
+    for p, st in stamps.items():  # a finished result is never rewritten
+        assert ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns) == st
+
+
+def test_partial_run_is_resumed_and_finished_kept(tmp_path):
+    """A run folder without DONE (interrupted after epoch 1) is resumed; a finished one is returned untouched."""
+    from oicsr_lab.data import load_dataset
+    from oicsr_lab.train import build_trainer
+
+    data = load_dataset("cifar10-sample")
+    spec = build_spec("ci", regs=["l2"])
+    cfg = run_config(spec, "l2", 0).replace(train_subset=64, test_subset=50, epochs=2)
+    data_id = {"name": "test"}
+    folder = run_folder(tmp_path, cfg, data_id)
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop
+
+    trainer = build_trainer(cfg, out_dir=folder, data=data, device="cpu", show_progress=False, on_epoch_end=stop)
+    with pytest.raises(Stop):
+        trainer.fit()
+    assert (folder / "checkpoint.pt").exists() and not is_done(folder)
+    run = train_cached(cfg, tmp_path, data, data_id, device="cpu", show_progress=False)
+    assert not run.hit and run.result["resumed"] and is_done(run.folder)
+    assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
+    stamp = (folder / RESULT).stat().st_mtime_ns
+    again = train_cached(cfg, tmp_path, data, data_id, device="cpu", show_progress=False)
+    assert again.hit and again.result == run.result and (folder / RESULT).stat().st_mtime_ns == stamp
+
+
+def test_spec_choices_and_errors():
+    spec = build_spec("quick", regs=["l2", "oicsr_gl", "growl"], strengths={"growl": 1e-3})
+    assert spec["runs"]["oicsr_gl"]["reg_options"] == {"mode": "proximal"}
+    assert spec["runs"]["growl"]["strength"] == 1e-3 and spec["runs"]["l2"]["strength"] == 0.0
+    assert spec["pipeline"]["regs"] == ["oicsr_gl"]  # gl was not trained
+    assert build_spec("paper")["runs"]["gl"]["reg_options"] == {"mode": "subgradient"}
+    assert build_spec("ci", model="resnet32")["base_config"]["model"] == "resnet32"
+    with pytest.raises(ConfigError, match="unknown regulariser"):
+        build_spec("ci", regs=["l3"])
+    with pytest.raises(ConfigError, match="ratios"):
+        build_spec("ci", ratios=[1.5])
+    assert main(["reproduce", "--preset", "ci", "--regs", "nope", "--no-progress"]) == 2
