@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``oicsr-lab`` and ``python -m oicsr_lab``."""
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "out", None):  # fail before any data is decoded or any training starts
+            from .io import check_writable_dir
+
+            check_writable_dir(args.out, "--out")
         return args.func(args)
     except OICSRError as e:
         print(f"oicsr-lab {args.command}: error: {e}", file=sys.stderr)

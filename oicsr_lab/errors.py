@@ -23,5 +23,9 @@ class CheckpointError(OICSRError):
     """A checkpoint that is truncated, corrupt, or from another architecture."""
 
 
+class OutputError(OICSRError, OSError):
+    """An output location that cannot be written (a file in the way, a read-only folder)."""
+
+
 class PlanError(OICSRError, ValueError):
     """A pruning target that is out of range or unreachable under the caps."""

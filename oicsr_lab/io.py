@@ -11,13 +11,19 @@ from typing import Any, Iterator
 
 import torch
 
+from .errors import OutputError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync and rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        check_writable_dir(path.parent, "folder")  # names what is in the way
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; choose a writable folder") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -31,6 +37,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Raise OutputError naming ``path`` unless it is, or can be created as, a writable folder; creates nothing."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:  # nearest existing ancestor
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+        raise OutputError(f"{what} {path} {where}, not a folder; choose another folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".oicsr-write-test.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{what} {path} is not writable ({e.strerror or e}); choose another folder") from None
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ..data import DatasetSplits, Split, TensorLoader
 from ..errors import ConfigError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from ..progress import progress
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -106,11 +106,13 @@ class Trainer:
         self.config = config.validate()
         self.data = data
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.rank, self.world_size = dist_utils.rank_and_world()
+        if self.out_dir is not None and self.rank == 0:
+            check_writable_dir(self.out_dir, "out_dir")  # before any training, not at the first checkpoint
         self.regularizer = regularizer
         self.arch = arch if arch is not None else {"model": config.model, "width": config.width, "num_classes": data.num_classes}
         self.show_progress = show_progress
         self.on_epoch_end = on_epoch_end
-        self.rank, self.world_size = dist_utils.rank_and_world()
         self.device = dist_utils.device_for_rank(resolve_device(device))
         self.model = model.to(self.device)
         if config.channels_last and self.device.type in ("cpu", "cuda"):
