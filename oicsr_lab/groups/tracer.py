@@ -16,11 +16,12 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 from torch.func import functional_call
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.node import map_aggregate
+from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 
 from ..errors import ConfigError, UnsupportedModelError
 from .channels import ChannelGraph
-from .ops import LEAF_MODULES, PASS_MODULES_SAME_SHAPE
+from .ops import LEAF_MODULES, PASS_MODULES_SAME_SHAPE, describe_node
 from .rules import Propagator
 from .types import GroupSet
 
@@ -97,8 +98,36 @@ def _shell(m: nn.Module) -> nn.Module:
 _SAME_SHAPE = PASS_MODULES_SAME_SHAPE + (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
+class _NodeFailed(Exception):
+    """A node of the traced graph failed to run during shape propagation."""
+
+    def __init__(self, node: fx.Node, err: Exception) -> None:
+        super().__init__(str(err))
+        self.node, self.err = node, err
+
+
 class _FastShapeProp(ShapeProp):
     """ShapeProp that skips shape-preserving leaves when running on meta tensors."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        """ShapeProp.run_node without its ``traceback.print_exc()`` (failures surface as one-line errors)."""
+        try:
+            result = fx.Interpreter.run_node(self, n)
+        except Exception as err:
+            raise _NodeFailed(n, err) from err
+        found = []
+
+        def extract(obj: Any) -> Any:
+            if isinstance(obj, torch.Tensor):
+                found.append(obj)
+                return _extract_tensor_metadata(obj)
+            return obj
+
+        meta = map_aggregate(result, extract)
+        if found:
+            n.meta["tensor_meta"] = meta
+        n.meta["type"] = type(result)
+        return result
 
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
         x = args[0] if args else None
@@ -136,11 +165,13 @@ def propagate_shapes(gm: fx.GraphModule, inputs: Sequence[Any]) -> None:
         with torch.no_grad():
             functional_call(runner, real_state, tuple(inputs))
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        cause = err.err if isinstance(err, _NodeFailed) else err
+        where = f" at {describe_node(err.node)}" if isinstance(err, _NodeFailed) else ""
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise UnsupportedModelError(
-            f"running the traced graph on example_input failed: {first}; pass an example_input the "
+            f"running the traced graph on example_input failed{where}: {first}; pass an example_input the "
             "model accepts (e.g. torch.randn(1, 3, 32, 32))"
-        ) from err
+        ) from cause
 
 
 def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = False) -> GroupSet:

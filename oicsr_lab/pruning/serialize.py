@@ -132,6 +132,7 @@ def load_pruned(path: str | os.PathLike, map_location: str | torch.device = "cpu
         model = build_model(arch["name"], **arch.get("kwargs", {}))
     except Exception as e:
         raise CheckpointError(f"{where}: cannot rebuild base model {arch.get('name')!r}: {e}") from None
+    where = f"{where} (base model {arch['name']!r})"
     _resize(model, widths, where)
     _check_state(model, state, where)
     model.load_state_dict(state, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +48,19 @@ class TrainConfig:
             bad(f"batch_size must be a positive integer, got {self.batch_size!r}", "pass --batch-size 1 or more")
         for name in ("lr", "weight_decay", "momentum", "label_smoothing", "strength", "warmup_epochs"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v != v or v < 0:
-                bad(f"{name} must be a non-negative number, got {v!r}", f"pass a value >= 0 for --{name.replace('_', '-')}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                bad(f"{name} must be a non-negative number (and finite), got {v!r}", f"pass a value >= 0 for --{name.replace('_', '-')}")
+        for name in ("train_subset", "test_subset"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                bad(f"{name} must be a positive number of images, got {v!r}", f"pass --{name.replace('_', '-')} 1 or more")
         if self.schedule not in SCHEDULES:
             bad(f"unknown schedule {self.schedule!r}", f"choose one of {', '.join(SCHEDULES)}")
         if self.reg not in REGULARIZERS:
             bad(f"unknown regularizer {self.reg!r}", f"choose one of {', '.join(REGULARIZERS)}")
-        if not (0 < self.width):
-            bad(f"width must be > 0, got {self.width}", "pass e.g. --width 0.5")
+        w = self.width
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            bad(f"width must be > 0 and finite, got {w!r}", "pass e.g. --width 0.5")
         return self
 
     def to_dict(self) -> dict[str, Any]:
