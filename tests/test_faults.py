@@ -9,7 +9,9 @@ injected point and is then killed with SIGKILL, so nothing gets a chance to clea
 
 Then the files on disk are checked (the previous complete version, readable; a stale temp file is
 never read) and the run is resumed with ``--resume``: it must end with exactly the weights and
-metrics of an uninterrupted run.
+metrics of an uninterrupted run. The same for ``oicsr-lab prune`` (the iterative pipeline, killed
+while recording a stage and mid-retraining) and ``oicsr-lab reproduce`` (killed while marking a run
+DONE and mid-epoch: finished runs are kept byte for byte, partial ones are redone).
 """
 
 from __future__ import annotations
@@ -110,10 +112,11 @@ def kill_at(fault: str, argv: list[str], tmp_path: Path, timeout: float = 300.0)
 
 
 @pytest.fixture(scope="module")
-def reference(sample_data):
-    """The uninterrupted run, in-process (same config, data and single thread as the CLI runs)."""
+def reference(sample_data, tmp_path_factory: pytest.TempPathFactory):
+    """The uninterrupted run, in-process (same config, data and single thread as the CLI runs); its folder is a source for ``prune``."""
     cfg = preset("ci", epochs=3, train_subset=256)
-    trainer = build_trainer(cfg, data=sample_data, device="cpu", show_progress=False)
+    out = tmp_path_factory.mktemp("reference") / "run"
+    trainer = build_trainer(cfg, out_dir=out, data=sample_data, device="cpu", show_progress=False)
     trainer.fit()
     return trainer
 
@@ -133,9 +136,15 @@ def assert_matches_reference(out: Path, reference) -> None:
 
 def resume(out: Path, data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """``oicsr-lab train ... --resume`` in-process; it must succeed."""
-    rc = main(["train", *TRAIN_ARGS, "--data-dir", str(data_dir), "--out", str(out), "--resume"])
+    run_main(["train", *TRAIN_ARGS, "--data-dir", str(data_dir), "--out", str(out), "--resume"], capsys)
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """``oicsr-lab <argv>`` in-process; it must succeed; returns its stderr."""
+    rc = main(argv)
     captured = capsys.readouterr()
     assert rc == 0, captured.err
+    return captured.err
 
 
 CASES = {
@@ -175,3 +184,72 @@ def test_resume_of_a_finished_run_is_a_no_op(reference, data_dir: Path, tmp_path
     resume(out, data_dir, capsys)
     assert (out / "checkpoint.pt").stat().st_mtime_ns == before
     assert_matches_reference(out, reference)
+
+
+# -- the iterative pruning pipeline (``oicsr-lab prune``) ---------------------------------------------
+def prune_args(source: Path, data_dir: Path, out: Path) -> list[str]:
+    """Two prune steps of 10% with one retraining epoch each and one fine-tuning epoch."""
+    return ["prune", "--from", str(source), "--target", "0.2", "--step", "0.1", "--retrain-epochs", "1",
+            "--finetune-epochs", "1", "--threads", "1", "--no-progress", "--device", "cpu", "--data-dir", str(data_dir),
+            "--out", str(out)]
+
+
+def without_wall(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k != "wall_s"}
+
+
+def test_prune_pipeline_killed_twice_then_resumed(reference, data_dir: Path, tmp_path: Path, capsys) -> None:
+    """Kill ``prune`` while it records a finished stage, then mid-retraining: --resume ends exactly like one go."""
+    from oicsr_lab.pruning.iterative import load_pipeline
+
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    run_main(prune_args(reference.out_dir, data_dir, ref), capsys)
+    kill_at("write:state.json:2", prune_args(reference.out_dir, data_dir, out), tmp_path)  # prune1 done, not recorded
+    assert load_pipeline(out)["done_stages"] == ["dense"]
+    assert any(p.name.startswith(".state.json.") for p in out.iterdir())  # the half-written state is left aside
+    kill_at(f"step:{STEPS_PER_EPOCH + 2}", [*prune_args(reference.out_dir, data_dir, out), "--resume"], tmp_path)
+    assert load_pipeline(out)["done_stages"] == ["dense", "prune1", "retrain1", "prune2"]  # killed in retrain2
+    run_main([*prune_args(reference.out_dir, data_dir, out), "--resume"], capsys)
+    a = torch.load(ref / "finetune" / "finetuned.pt", weights_only=True)
+    b = torch.load(out / "finetune" / "finetuned.pt", weights_only=True)
+    assert a["widths"] == b["widths"] and a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert without_wall(load_pipeline(out)) == without_wall(load_pipeline(ref))
+    assert (out / "pipeline.csv").read_text() == (ref / "pipeline.csv").read_text()
+
+
+# -- reproduce: cached runs survive, partial ones are redone ------------------------------------------
+def reproduce_args(data_dir: Path, out: Path) -> list[str]:
+    """A minimal ci reproduction: two regularisers, one ratio, no pipeline, no Table 1."""
+    return ["reproduce", "--preset", "ci", "--regs", "l2,gl", "--epochs", "2", "--ratios", "0.3", "--pipeline-regs", "",
+            "--no-table1", "--threads", "1", "--no-progress", "--device", "cpu", "--data-dir", str(data_dir),
+            "--out", str(out)]
+
+
+def test_reproduce_killed_twice_then_resumed(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """Kill ``reproduce`` while marking its first run DONE, then mid-epoch in the second run; the rerun keeps
+    finished work, redoes partial work, and writes the same results as an uninterrupted reproduction."""
+    from oicsr_lab.experiments.runs import is_done
+    from oicsr_lab.experiments.spec import build_spec, run_config
+
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    run_main(reproduce_args(data_dir, ref), capsys)
+    kill_at("write:DONE:1", reproduce_args(data_dir, out), tmp_path)
+    (l2,) = (out / "runs").glob("l2-*")
+    assert (l2 / "result.json").is_file() and not is_done(l2)  # partial: result written, DONE not yet
+    cfg = run_config(build_spec("ci", regs=["l2", "gl"], epochs=2), "gl", 0)
+    steps = cfg.train_subset // cfg.batch_size  # optimizer steps per epoch (drop_last)
+    kill_at(f"step:{steps + 3}", reproduce_args(data_dir, out), tmp_path)  # l2 finished (no training), gl epoch 2
+    (gl,) = (out / "runs").glob("gl-*")
+    assert is_done(l2) and not is_done(gl) and load_checkpoint(gl / "checkpoint.pt")["epoch"] == 1
+    finished = {p.name: p.read_bytes() for p in l2.iterdir()}
+    run_main(reproduce_args(data_dir, out), capsys)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cache"] == {"hit": 1, "computed": 3} and summary["runs"]["0"]["l2"]["cached"]
+    assert {p.name: p.read_bytes() for p in l2.iterdir()} == finished  # a finished run is never rewritten
+    assert is_done(gl) and json.loads((gl / "result.json").read_text())["resumed"] is True
+    (ref_gl,) = (ref / "runs").glob("gl-*")
+    a, b = load_checkpoint(ref_gl / "checkpoint.pt"), load_checkpoint(gl / "checkpoint.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for name in ("sweep.csv", "energies.json", "plans.json"):
+        assert (out / name).read_text() == (ref / name).read_text(), name
