@@ -28,6 +28,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table1-weights", help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
     add_common(p)
+    for action in p._actions:
+        if action.dest == "threads":
+            action.help = "CPU threads for torch (default: the idle cores by load average, at least 1)"
 
 
 def _strengths(items: list[str]) -> dict[str, float]:

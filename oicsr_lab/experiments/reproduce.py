@@ -134,8 +134,8 @@ def reproduce(
     data = load_dataset(spec["base_config"]["dataset"], root=data_dir)
     for note in data.notes:
         log(f"note: {note}")
-    data_id = {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes,
-               "source": Path(data.source).name if data.source else ""}
+    # what identifies the data in cache keys (not its folder, so moving the data keeps the cache)
+    data_id = {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes}
     seeds_, regs_ = spec["seeds"], spec["regs"]
     n_tasks = len(seeds_) * len(regs_) * 2 + len(spec["pipeline"]["regs"]) + int(table1) + 1
     bar = progress(total=n_tasks, desc=f"reproduce {preset}", unit="task", enabled=show_progress)
@@ -185,7 +185,8 @@ def reproduce(
     if t1 is not None:
         atomic_write_json(root / "table1.json", t1)
     summary = {
-        "preset": preset, "config": spec, "data": data_id, "seeds": seeds_, "device": str(dev),
+        "preset": preset, "config": spec, "data": {**data_id, "source": data.source, "notes": data.notes},
+        "seeds": seeds_, "device": str(dev),
         "threads": torch.get_num_threads(), "versions": versions(),
         "runs": {str(s): {reg: {"folder": str(r.folder.relative_to(root)), "test_acc": r.result["test_acc"],
                                 "train_wall_s": r.result.get("wall_s"), "cached": r.hit}

@@ -29,6 +29,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/prune-<model>-<reg>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted prune run in --out")
     add_train_args(p)
+    for action in p._actions:
+        if action.dest == "threads":
+            action.help = "CPU threads for torch (default: the idle cores by load average, at least 1)"
 
 
 _FIELDS = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
