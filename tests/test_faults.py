@@ -247,7 +247,8 @@ def test_reproduce_killed_twice_then_resumed(data_dir: Path, tmp_path: Path, cap
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cache"] == {"hit": 1, "computed": 3} and summary["runs"]["0"]["l2"]["cached"]
     assert {p.name: p.read_bytes() for p in l2.iterdir()} == finished  # a finished run is never rewritten
-    assert is_done(gl) and json.loads((gl / "result.json").read_text())["resumed"] is True
+    assert is_done(gl) and json.loads((gl / "result.json").read_text())["resumed"] is True, sorted(
+        str(p.relative_to(out)) for p in (out / "runs").rglob("*"))
     (ref_gl,) = (ref / "runs").glob("gl-*")
     a, b = load_checkpoint(ref_gl / "checkpoint.pt"), load_checkpoint(gl / "checkpoint.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
