@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .groups.types import ChannelGroup, GroupSet
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -93,7 +94,7 @@ def _first_tensor(args: tuple) -> torch.Tensor:
     for a in args:
         if isinstance(a, torch.Tensor):
             return a
-    raise TypeError("example_input must be a tensor or a tuple holding at least one tensor")
+    raise ConfigError("example_input must be a tensor or a tuple holding at least one tensor, e.g. torch.randn(1, 3, 32, 32)")
 
 
 @contextmanager
@@ -166,12 +167,22 @@ def count_flops(model: nn.Module, example_input: Any, meta: bool = True) -> Flop
     """
     args = _as_tuple(example_input)
     batch = max(1, int(_first_tensor(args).shape[0]))
-    try:
-        rows = _run_with_hooks(model, args, meta=meta)
-    except Exception:
-        if not meta:
-            raise
-        rows = _run_with_hooks(model, args, meta=False)
+    rows = None
+    if meta:
+        try:
+            rows = _run_with_hooks(model, args, meta=True)
+        except Exception:
+            pass  # an op without a meta kernel: count with a real pass below
+    if rows is None:
+        try:
+            rows = _run_with_hooks(model, args, meta=False)
+        except Exception as err:  # the model cannot run on this input: one line, not torch's traceback
+            text = str(err).strip().splitlines()
+            shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+            raise ConfigError(
+                f"count_flops: {type(model).__name__} failed on example_input of shape {shapes[0] if len(shapes) == 1 else shapes} "
+                f"({type(err).__name__}: {text[0] if text else ''}); pass an input the model accepts, e.g. torch.randn(1, 3, 32, 32)"
+            ) from err
     report = FlopsReport(batch=batch)
     modules = dict(model.named_modules())
     for name, (total_rows, _calls) in rows.items():

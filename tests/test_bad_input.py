@@ -316,3 +316,19 @@ def test_missing_or_corrupt_dataset_offline(inputs, offline, tmp_path) -> None:
             load_dataset(name, root=root)
         one_line(ei, *names)
     assert not any((inputs["root"] / "empty").iterdir())
+
+
+@pytest.mark.parametrize("x, names", [
+    (torch.randn(1, 4, 32, 32), ["CifarResNet", "(1, 4, 32, 32)", "expected input"]),
+    (torch.randn(3, 32, 32), ["(3, 32, 32)", "4D"]),
+    ("x", ["example_input must be a tensor"]),
+])
+def test_count_flops_wrong_input(x, names, capfd) -> None:
+    """count_flops on an input the model cannot take: a one-line ConfigError with torch's reason, nothing printed."""
+    from oicsr_lab.flops import count_flops
+    from oicsr_lab.models import build_model
+
+    with pytest.raises(ValueError) as ei:
+        count_flops(build_model("resnet20", width=0.25), x)
+    one_line(ei, *names)
+    assert capfd.readouterr().err == ""
