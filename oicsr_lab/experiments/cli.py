@@ -25,6 +25,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="override one regulariser's lambda_s, e.g. oicsr_gl=5e-3 (repeatable)")
     p.add_argument("--pipeline-regs", help="regularisers for the iterative pipeline (default: oicsr_gl,gl; '' for none)")
     p.add_argument("--pipeline-target", type=float, help="FLOPs reduction the pipeline stops at (default: the preset's)")
+    p.add_argument("--pipeline-retrain-epochs", type=int, help="retraining epochs after each pruning step (default: the preset's)")
+    p.add_argument("--pipeline-finetune-epochs", type=int, help="final fine-tuning epochs (default: the preset's)")
     p.add_argument("--table1-weights", help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
     add_common(p)
@@ -56,6 +58,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         args.preset, args.out, model=args.model, dataset=args.dataset, width=args.width,
         regs=parse_list(args.regs), ratios=parse_list(args.ratios, float), seeds=parse_list(args.seeds, int),
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
+        pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
         device=args.device, threads=args.threads, data_dir=args.data_dir,
         show_progress=False if args.no_progress else None,

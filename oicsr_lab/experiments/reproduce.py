@@ -113,6 +113,8 @@ def reproduce(
     width: float | None = None,
     pipeline_regs: list[str] | None = None,
     pipeline_target: float | None = None,
+    pipeline_retrain_epochs: int | None = None,
+    pipeline_finetune_epochs: int | None = None,
     strengths: dict[str, float] | None = None,
     table1: bool = True,
     table1_weights: str | None = None,
@@ -127,7 +129,8 @@ def reproduce(
     log = log or (lambda msg: None)
     set_threads(threads if threads is not None else auto_threads())
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
-                      width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths)
+                      width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
+                      pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)

@@ -113,6 +113,8 @@ def build_spec(
     pipeline_regs: list[str] | None = None,
     pipeline_target: float | None = None,
     strengths: dict[str, float] | None = None,
+    pipeline_retrain_epochs: int | None = None,
+    pipeline_finetune_epochs: int | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
     if preset_name not in REPRODUCE:
@@ -138,6 +140,11 @@ def build_spec(
     pipe["regs"] = [r for r in (pipeline_regs if pipeline_regs is not None else pipe["regs"]) if r in regs]
     if pipeline_target is not None:
         pipe["target_ratio"] = float(pipeline_target)
+    for key, value in (("retrain_epochs", pipeline_retrain_epochs), ("finetune_epochs", pipeline_finetune_epochs)):
+        if value is not None:
+            if int(value) < 0:
+                raise ConfigError(f"pipeline {key.replace('_', ' ')} must be >= 0, got {value}")
+            pipe[key] = int(value)
     return {
         "preset": preset_name, "base_config": base.to_dict(), "regs": regs, "strengths": {r: table[r] for r in regs},
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
