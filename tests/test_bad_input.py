@@ -332,3 +332,27 @@ def test_count_flops_wrong_input(x, names, capfd) -> None:
         count_flops(build_model("resnet20", width=0.25), x)
     one_line(ei, *names)
     assert capfd.readouterr().err == ""
+
+
+def test_groups_of_another_model() -> None:
+    """Groups traced from another model (the dense one, another width or architecture) used with channel_energy
+    or global_greedy_plan: a one-line ConfigError naming the module, not an IndexError or a silently wrong plan."""
+    from oicsr_lab.errors import ConfigError
+    from oicsr_lab.groups import find_groups
+    from oicsr_lab.importance import channel_energy
+    from oicsr_lab.models import build_model
+    from oicsr_lab.pruning import global_greedy_plan, prune
+
+    x = torch.randn(1, 3, 32, 32)
+    dense = build_model("resnet20", width=0.25)
+    groups = find_groups(dense, x)
+    scores = channel_energy(dense, groups)
+    pruned = prune(dense, global_greedy_plan(dense, groups, scores, 0.3, example_input=x))
+    wider, vgg = build_model("resnet20", width=0.5), build_model("vgg16_bn", width=0.25)
+    calls = [lambda m=m: channel_energy(m, groups) for m in (pruned, wider, vgg)]
+    calls += [lambda m=m: global_greedy_plan(m, groups, scores, 0.2, example_input=x) for m in (pruned, wider, vgg)]
+    calls += [lambda m=m: channel_energy(m, list(groups)) for m in (pruned, vgg)]  # a plain list: indices and names
+    for call in calls:
+        with pytest.raises(ConfigError) as ei:
+            call()
+        one_line(ei, "find_groups", "'")

@@ -298,6 +298,9 @@ def global_greedy_plan(
     _validate(flops_ratio, max_layer_ratio, min_channels, round_to)
     if not float(tolerance) >= 0:
         raise PlanError(f"tolerance must be >= 0 (fraction of dense FLOPs), got {tolerance!r}")
+    from ..importance import check_groups_fit
+
+    check_groups_fit(model, groups)
     rep = _report(model, groups, example_input, report)
     prunable = [g for g in groups if g.prunable]
     for g in prunable:
