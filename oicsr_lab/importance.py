@@ -211,6 +211,7 @@ def channel_energy(
         raise ConfigError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"unknown normalize {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    groups = groups if isinstance(groups, GroupSet) else list(groups)  # a generator is read twice below
     check_groups_fit(model, groups)
     chosen = [g for g in groups if include_unprunable or g.prunable]
     cache = _Cache(model)

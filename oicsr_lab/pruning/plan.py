@@ -300,6 +300,7 @@ def global_greedy_plan(
         raise PlanError(f"tolerance must be >= 0 (fraction of dense FLOPs), got {tolerance!r}")
     from ..importance import check_groups_fit
 
+    groups = groups if isinstance(groups, GroupSet) else list(groups)  # a generator is read twice below
     check_groups_fit(model, groups)
     rep = _report(model, groups, example_input, report)
     prunable = [g for g in groups if g.prunable]
