@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +105,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         model = build_model(cfg.model, num_classes=data.num_classes, width=cfg.width)
     out = Path(args.out or f"runs/prune-{cfg.model}-{cfg.reg}")
     print(f"pruning {cfg.model} ({'trained: ' + str(args.source) if args.source else 'training first'}) to "
-          f"{args.target:.0%} FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, out={out}",
-          file=sys.stderr)
+          f"{args.target:.0%} FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, out={out}")
     if not args.resume and (out / "state.json").exists():
         raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
     res = prune_iteratively(

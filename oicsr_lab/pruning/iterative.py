@@ -183,6 +183,28 @@ class _Pipeline:
         save_pruned(_plain(model), self.out_dir / rel, arch=self.base_arch, plan=plan)
         return rel
 
+    def plan_step(self, model: nn.Module, i: int, dense_flops: int | None = None) -> tuple[Plan, Any]:
+        """Algorithm 1 on the current model for step ``i`` (cumulative target of the dense FLOPs)."""
+        from ..flops import count_flops
+        from ..importance import channel_energy
+
+        target = self.s.targets()[i - 1]
+        groups = self.groups(model)
+        rep = count_flops(model, self.example)
+        dense = dense_flops if dense_flops is not None else rep.total_macs
+        rel = max(0.0, 1.0 - (1.0 - target) * dense / max(rep.total_macs, 1))
+        scores = channel_energy(model, groups, criterion=self.s.criterion, normalize=self.s.normalize)
+        try:
+            plan = global_greedy_plan(model, groups, scores, rel, max_layer_ratio=self.s.max_layer_ratio,
+                                      min_channels=self.s.min_channels, round_to=self.s.round_to, report=rep)
+        except PlanError as e:
+            raise PlanError(f"step {i} (cumulative target {target:.1%} of dense FLOPs): {e}") from None
+        return plan, groups
+
+    def check_first_step(self, model: nn.Module) -> None:
+        """Raise PlanError now when the first step's target is unreachable under the caps."""
+        self.plan_step(model, 1)
+
     # -- stages -------------------------------------------------------------------------------
     def run_stage(self, stage: str, model: nn.Module, state: dict[str, Any]) -> tuple[nn.Module, str | None]:
         """Run one stage; update ``state['records']``; return the new model and its file."""
@@ -202,18 +224,7 @@ class _Pipeline:
             i = int(stage[5:])
             target = self.s.targets()[i - 1]
             dense = state["dense"]["flops"]
-            groups = self.groups(model)
-            from ..flops import count_flops
-            from ..importance import channel_energy
-
-            rep = count_flops(model, self.example)
-            rel = max(0.0, 1.0 - (1.0 - target) * dense / max(rep.total_macs, 1))
-            scores = channel_energy(model, groups, criterion=self.s.criterion, normalize=self.s.normalize)
-            try:
-                plan = global_greedy_plan(model, groups, scores, rel, max_layer_ratio=self.s.max_layer_ratio,
-                                          min_channels=self.s.min_channels, round_to=self.s.round_to, report=rep)
-            except PlanError as e:
-                raise PlanError(f"step {i} (cumulative target {target:.1%} of dense FLOPs): {e}") from None
+            plan, _ = self.plan_step(model, i, dense)
             model = prune(model, plan)
             m = self.measure(model)
             recs.append({"step": i, "stage": "prune", "target_ratio": target, "achieved_ratio": 1 - m["flops"] / dense,
@@ -301,6 +312,8 @@ def prune_iteratively(
                  "done": False, "wall_s": 0.0}
     pipe = _Pipeline(data, config, s, out, dev, show_progress, base_arch)
     model = _plain(model).to(dev)
+    if not state["done_stages"]:
+        pipe.check_first_step(model)  # an unreachable first step fails before anything is written
     if state["model_file"]:
         model = load_pruned(out / state["model_file"], map_location=dev)
     stages = _stages(s)
