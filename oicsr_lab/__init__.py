@@ -37,6 +37,8 @@ _EXPORTS = {
     "prune": "oicsr_lab.pruning",
     "save_pruned": "oicsr_lab.pruning",
     "load_pruned": "oicsr_lab.pruning",
+    "prune_iteratively": "oicsr_lab.pruning",
+    "reproduce": "oicsr_lab.experiments",
     "Trainer": "oicsr_lab.train",
     "TrainConfig": "oicsr_lab.train",
     "preset": "oicsr_lab.train",

@@ -143,12 +143,9 @@ RUN_CASES = [  # (argv with {root}/{run}, expected words, the file that must sta
     (["reproduce", "--preset", "ci", "--strength", "gl=abc", "--out", "{out}"], "REG=VALUE", None),
     (["reproduce", "--preset", "ci", "--ratios", "0.1,1.5", "--out", "{out}"], "ratios must lie in (0, 1)", None),
     (["reproduce", "--preset", "ci", "--out", "{root}/file.txt/r"], "is a file, not a folder", None),
-    pytest.param(["prune", "--from", "{run}", "--target", "1.5", "--out", "{out}"], "target ratio must be in (0, 1)", None,
-                 marks=pytest.mark.xfail(reason="pruning/cli.py prints its 'pruning ...' banner to stderr before "
-                                                "validating --target (2 lines); owner: pruning CLI")),
-    pytest.param(["prune", "--from", "{run}", "--target", "0.3", "--max-layer-ratio", "0.01", "--retrain-epochs", "0",
-                  "--out", "{out}"], "is unreachable", None,
-                 marks=pytest.mark.xfail(reason="pruning/cli.py prints its banner before the PlanError (2 lines)")),
+    (["prune", "--from", "{run}", "--target", "1.5", "--out", "{out}"], "target ratio must be in (0, 1)", None),
+    (["prune", "--from", "{run}", "--target", "0.3", "--max-layer-ratio", "0.01", "--retrain-epochs", "0",
+      "--out", "{out}"], "is unreachable", None),
 ]
 
 

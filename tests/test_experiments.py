@@ -140,3 +140,13 @@ def test_spec_choices_and_errors():
     with pytest.raises(ConfigError, match="ratios"):
         build_spec("ci", ratios=[1.5])
     assert main(["reproduce", "--preset", "ci", "--regs", "nope", "--no-progress"]) == 2
+
+
+def test_pipeline_epoch_overrides():
+    """--pipeline-retrain-epochs / --pipeline-finetune-epochs reach the pipeline spec; negatives are refused."""
+    base = build_spec("course")["pipeline"]
+    spec = build_spec("course", pipeline_retrain_epochs=1, pipeline_finetune_epochs=0)["pipeline"]
+    assert (base["retrain_epochs"], base["finetune_epochs"]) == (2, 5)
+    assert (spec["retrain_epochs"], spec["finetune_epochs"]) == (1, 0)
+    with pytest.raises(ConfigError, match="retrain epochs must be >= 0"):
+        build_spec("course", pipeline_retrain_epochs=-1)
