@@ -150,3 +150,20 @@ def test_pipeline_epoch_overrides():
     assert (spec["retrain_epochs"], spec["finetune_epochs"]) == (1, 0)
     with pytest.raises(ConfigError, match="retrain epochs must be >= 0"):
         build_spec("course", pipeline_retrain_epochs=-1)
+
+
+def test_markdown_tables_from_report(ci, capsys):
+    """`oicsr-lab tables` turns the report's plain data into markdown with every regulariser and ratio."""
+    from oicsr_lab.experiments.tables import report_tables, sparsity_rows
+
+    out, summary, _ = ci
+    md = report_tables(out)
+    for heading in ("Training under each regulariser", "Figure 4", "Iterative pipeline", "Table 1"):
+        assert heading in md
+    for reg in summary["config"]["regs"]:
+        assert f"| {reg} |" in md
+    energies = json.loads((out / "energies.json").read_text())
+    for row in sparsity_rows(energies):
+        assert 0.0 <= row["below_0.05"] <= row["below_0.2"] <= 1.0 and row["channels"] > 0
+    assert main(["tables", str(out)]) == 0 and "Figure 4" in capsys.readouterr().out
+    assert main(["tables", str(out / "missing")]) == 2

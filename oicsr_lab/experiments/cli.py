@@ -68,3 +68,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for seed, by_reg in summary["runs"].items():
         print("  seed " + seed + ": " + ", ".join(f"{reg} {r['test_acc']:.1f}%" for reg, r in by_reg.items()))
     return 0
+
+
+def _tables_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", help="a reproduce output folder, e.g. reports/quick")
+
+
+@subcommand("tables", _tables_args)
+def cmd_tables(args: argparse.Namespace) -> int:
+    """Print a reproduce report's results as markdown tables (for docs and notes)."""
+    from .tables import report_tables
+
+    print(report_tables(args.report))
+    return 0

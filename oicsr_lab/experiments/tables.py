@@ -1,0 +1,106 @@
+"""Markdown tables of a ``reproduce`` report folder, for docs and notes (``oicsr-lab tables``).
+
+Reads only the plain-data files (summary.json, energies.json, sweep.csv, pipeline.csv,
+table1.json) so every number in a table comes from the measured run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..errors import ConfigError
+
+THRESHOLDS = (0.05, 0.2)
+
+
+def _load(report: Path, name: str) -> Any:
+    """A report file as JSON or DataFrame; ConfigError when it is missing."""
+    path = report / name
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; run `oicsr-lab reproduce --out {report}` first")
+    return pd.read_csv(path) if name.endswith(".csv") else json.loads(path.read_text())
+
+
+def sparsity_rows(energies: dict[str, Any], thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict[str, Any]]:
+    """Per regulariser: the share of prunable out-in-channels whose energy / its layer's max is below each threshold."""
+    rows = []
+    for reg, groups in energies["runs"].items():
+        normed = [torch.tensor(v, dtype=torch.float64) / max(max(v), 1e-30) for v in groups.values() if len(v)]
+        allv = torch.cat(normed) if normed else torch.zeros(0)
+        raw = torch.cat([torch.tensor(v, dtype=torch.float64) for v in groups.values()]) if groups else torch.zeros(0)
+        row = {"reg": reg, "channels": int(allv.numel()), "exact_zero": float((raw == 0).double().mean()) if raw.numel() else 0.0}
+        for t in thresholds:
+            row[f"below_{t:g}"] = float((allv < t).double().mean()) if allv.numel() else 0.0
+        rows.append(row)
+    return rows
+
+
+def _md(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (no extra dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    """Compact text of a table cell (small numbers in g-format, NaN as '-')."""
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        if v == int(v):
+            return str(int(v))
+        return f"{v:.3g}" if abs(v) < 1e-2 else f"{v:.3f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def report_tables(report: str | Path) -> str:
+    """Markdown for a report folder: regulariser outcomes, Figure 4 sweep, pipeline and Table 1."""
+    report = Path(report)
+    summary, energies = _load(report, "summary.json"), _load(report, "energies.json")
+    sweep = _load(report, "sweep.csv")
+    out: list[str] = []
+    runs = summary["runs"][str(summary["seeds"][0])]
+    spars = {r["reg"]: r for r in sparsity_rows(energies)}
+    rows = []
+    for reg, info in runs.items():
+        cfg = summary["config"]["runs"][reg]
+        s = spars.get(reg, {})
+        rows.append({
+            "regulariser": reg, "strength": cfg["strength"], "options": json.dumps(cfg["reg_options"]) if cfg["reg_options"] else "-",
+            "epochs": cfg["epochs"], "test acc %": info["test_acc"],
+            **{f"energy < {t:g} x layer max": f"{100 * s.get(f'below_{t:g}', float('nan')):.1f} %" for t in THRESHOLDS},
+            "exact zeros": f"{100 * s.get('exact_zero', float('nan')):.1f} %",
+        })
+    out += ["### Training under each regulariser", "", _md(pd.DataFrame(rows)), ""]
+    own = sweep[sweep["ratio"] > 0]
+    main = own[own["criterion"] == energies.get("criterion", "out_in")]
+    if len(main):
+        piv = main.pivot_table(index="reg", columns="ratio", values="acc_before_retrain", aggfunc="mean")
+        piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
+        dense = sweep[sweep["ratio"] == 0].groupby("reg")["acc_before_retrain"].mean()
+        piv.insert(0, "dense", dense.reindex(piv.index))
+        out += ["### Accuracy before retraining (%) vs FLOPs removed, out-in energy (Figure 4)", "",
+                _md(piv.reset_index()), ""]
+    others = own[own["criterion"] != energies.get("criterion", "out_in")]
+    if len(others):
+        piv = others.pivot_table(index=["reg", "criterion"], columns="ratio", values="acc_before_retrain", aggfunc="mean")
+        piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
+        out += ["### Same, each baseline scored by its own criterion", "", _md(piv.reset_index()), ""]
+    if (report / "pipeline.csv").is_file():
+        pipe = pd.read_csv(report / "pipeline.csv")
+        keep = [c for c in ("reg", "stage", "step", "target_ratio", "achieved_ratio", "acc_before_retrain", "acc_after_retrain", "flops", "params") if c in pipe]
+        out += ["### Iterative pipeline (Figure 2)", "", _md(pipe[keep]), ""]
+    if (report / "table1.json").is_file():
+        t1 = json.loads((report / "table1.json").read_text())
+        rows = t1.get("rows", t1) if isinstance(t1, dict) else t1
+        df = pd.DataFrame(rows)
+        keep = [c for c in ("label", "method", "top1", "top5", "flops_m", "flops_pruned", "weights") if c in df]
+        out += ["### Table 1 (ResNet-50): published vs computed", "", _md(df[keep]), ""]
+    return "\n".join(out)
