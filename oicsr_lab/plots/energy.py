@@ -156,7 +156,7 @@ def static_energy_distribution(energies: Any, layer: str | None = None, regs: It
         if clipped:
             ax.text(0.99, 0.99, "exact zeros drawn at the bottom", transform=ax.transAxes,
                     ha="right", va="top", fontsize=6, color="#555555")
-        ax.legend(loc="upper right" if not log else "lower left", ncols=1 if len(series) <= 4 else 2)
+        ax.legend(loc="lower left", ncols=1 if len(series) <= 4 else 2)
     return fig
 
 
