@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import CheckpointError, OICSRError
+from .errors import OICSRError
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -145,28 +145,18 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a trained checkpoint's test accuracy."""
     from .data import load_dataset
-    from .train import evaluate, load_checkpoint, resolve_device, set_threads
+    from .train import evaluate, resolve_device, set_threads
+    from .train.checkpoint import check_num_classes, load_trained
     from .train.config import TrainConfig
-    from .train.run import build_checked
 
     set_threads(args.threads)
     path = Path(args.checkpoint)
     path = path / "checkpoint.pt" if path.is_dir() else path
-    blob = load_checkpoint(path)
+    model, blob = load_trained(path)
     cfg = TrainConfig.from_dict(blob["config"])
-    device = resolve_device(args.device)
     data = load_dataset(args.dataset or cfg.dataset, root=args.data_dir)
-    arch = blob["arch"]
-    if arch.get("num_classes") != data.num_classes:
-        raise CheckpointError(f"{path}: checkpoint has {arch.get('num_classes')} classes but {data.name} has {data.num_classes}; "
-                              f"evaluate on the data set it was trained on")
-    model = build_checked(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
-    try:
-        model.load_state_dict(blob["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit {arch['model']} ({str(e).splitlines()[0][:120]}); "
-                              f"the checkpoint is not a plain training checkpoint") from None
-    model.to(device)
+    check_num_classes(path, blob, data)
+    model.to(resolve_device(args.device))
     # by default the same test images the run reported on (its test_subset), so the numbers agree
     split = None if args.full_test or args.dataset else data.test.subset(cfg.test_subset, seed=cfg.seed)
     res = evaluate(model, data, split)

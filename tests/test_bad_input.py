@@ -57,6 +57,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, sample_data) -> dict[str, P
     (root / "garbage.pt").write_bytes(b"\x00not a checkpoint" * 64)
     save_pruned(trainer.model, root / "pruned.pt", arch={"name": "resnet20", "kwargs": {"width": 0.25}})
     save_pruned(trainer.model, root / "other_arch.pt", arch={"name": "vgg16_bn", "kwargs": {"width": 0.25}})
+    blob = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)  # a training checkpoint whose
+    first = next(k for k, v in blob["model"].items() if v.dim() == 4)  # weights are those of a pruned model
+    blob["model"][first] = blob["model"][first][:1]
+    torch.save(blob, root / "pruned_as_training.pt")
     three = root / "three"  # a valid 3-class image folder: another class count than the run's 10
     for split, n in (("train", 4), ("test", 2)):
         for c in ("a", "b", "c"):
@@ -146,6 +150,8 @@ RUN_CASES = [  # (argv with {root}/{run}, expected words, the file that must sta
     (["prune", "--from", "{run}", "--target", "1.5", "--out", "{out}"], "target ratio must be in (0, 1)", None),
     (["prune", "--from", "{run}", "--target", "0.3", "--max-layer-ratio", "0.01", "--retrain-epochs", "0",
       "--out", "{out}"], "is unreachable", None),
+    (["eval", "{root}/pruned_as_training.pt"], "weights do not fit resnet20 (size mismatch", None),
+    (["prune", "--from", "{root}/pruned_as_training.pt", "--target", "0.3", "--out", "{out}"], "save_pruned .pt", None),
 ]
 
 

@@ -41,8 +41,7 @@ def load_source(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, A
     """``(model, training config dict)`` (for a pruned file only ``{"_arch": {model, width}}``) from a run folder, a checkpoint.pt or a save_pruned file."""
     import torch
 
-    from ..models import build_model
-    from ..train import load_checkpoint
+    from ..train.checkpoint import load_trained
     from .serialize import FORMAT as PRUNED, load_pruned
 
     p = Path(path)
@@ -58,14 +57,7 @@ def load_source(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, A
         arch = torch.load(p, map_location="cpu", weights_only=True)["arch"]
         hint = {"model": arch["name"], **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}
         return load_pruned(p, map_location=device), {"_arch": hint}
-    blob = load_checkpoint(p, map_location=device)
-    arch = blob["arch"]
-    model = build_model(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
-    try:
-        model.load_state_dict(blob["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{p}: weights do not fit {arch['model']} ({str(e).splitlines()[0][:100]}); "
-                              f"a pruned model must be passed as its save_pruned .pt file") from None
+    model, blob = load_trained(p, map_location=device)
     return model, blob.get("config")
 
 

@@ -48,3 +48,38 @@ def _fmt(arch: Any) -> str:
     if not isinstance(arch, dict):
         return repr(arch)
     return ", ".join(f"{k}={v}" for k, v in sorted(arch.items()) if k != "widths") or "?"
+
+
+def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(model, checkpoint)``: the trained model of a training run folder or its checkpoint.pt, weights loaded.
+
+    Raises CheckpointError (one line) for a missing, unreadable or foreign file, or weights that
+    do not fit the recorded architecture (e.g. a pruned model saved as a training checkpoint);
+    ConfigError when the recorded model cannot be built.
+    """
+    from .run import build_checked
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there; pass a training run folder or its checkpoint.pt")
+    blob = load_checkpoint(path, map_location=map_location)
+    arch = blob["arch"]
+    model = build_checked(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
+    try:
+        model.load_state_dict(blob["model"])
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        detail = lines[1] if len(lines) > 1 else lines[0]  # torch's first line is only "Error(s) in loading ..."
+        raise CheckpointError(f"{path}: weights do not fit {arch['model']} ({detail[:120]}); "
+                              f"not a plain training checkpoint (pass a pruned model as its save_pruned .pt file)") from None
+    return model.to(map_location), blob
+
+
+def check_num_classes(path: str | Path, checkpoint: dict[str, Any], data: Any) -> None:
+    """Raise CheckpointError when ``data`` (a DatasetSplits) has another class count than the checkpoint's model."""
+    n = checkpoint["arch"].get("num_classes")
+    if n != data.num_classes:
+        raise CheckpointError(f"{path}: checkpoint has {n} classes but {data.name} has {data.num_classes}; "
+                              f"evaluate on the data set it was trained on")
