@@ -9,8 +9,9 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from oicsr_lab.flops import channel_flops, count_flops, report_from_shapes
-from oicsr_lab.groups.types import ChannelGroup, GroupSet, Slice
 from oicsr_lab.models import build_model, default_input_size, list_models
+
+from nets import Chain, chain_groups
 
 TV_MODELS = ["resnet50", "vgg16_bn", "densenet121", "mobilenet_v2", "resnet18", "alexnet"]
 
@@ -73,34 +74,11 @@ def test_depthwise_and_grouped_conv() -> None:
     assert r.layers["1"].macs == 100 * 16 * 2 * 9 and not r.layers["1"].depthwise
 
 
-class _Chain(nn.Module):
-    """conv-bn-relu-conv-bn-relu-pool-flatten-linear (the last conv feeds Linear, block = H*W)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.conv2, self.bn2 = nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12)
-        self.fc = nn.Linear(12 * 16, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
-        return self.fc(torch.flatten(x, 1))
-
-
-def _chain_groups() -> GroupSet:
-    r8, r12 = tuple(range(8)), tuple(range(12))
-    return GroupSet([
-        ChannelGroup("conv1", 8, (Slice("conv1", "out", r8), Slice("bn1", "bn", r8), Slice("conv2", "in", r8))),
-        ChannelGroup("conv2", 12, (Slice("conv2", "out", r12), Slice("bn2", "bn", r12), Slice("fc", "in", r12, 16))),
-    ])
-
-
 def test_channel_flops_of_a_chain() -> None:
     """One channel of conv1 saves its filter and conv2's input slice; of conv2, its filter and 16 fc columns."""
-    model, x = _Chain(), torch.randn(1, 3, 8, 8)
+    model, x = Chain(), torch.randn(1, 3, 8, 8)
     report = count_flops(model, x)
-    saved = channel_flops(report, _chain_groups())
+    saved = channel_flops(report, chain_groups())
     assert saved["conv1"] == 64 * 3 * 9 + 64 * 12 * 9
     assert saved["conv2"] == 64 * 8 * 9 + 16 * 5
     assert report.total_macs == 64 * 8 * 27 + 64 * 12 * 72 + 192 * 5

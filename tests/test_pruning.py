@@ -18,6 +18,8 @@ from oicsr_lab.importance import channel_energy
 from oicsr_lab.models import build_model, default_input_size, list_models
 from oicsr_lab.pruning import Plan, apply_masks, global_greedy_plan, load_pruned, prune, save_pruned
 
+from nets import Chain, chain_groups
+
 TV_MODELS = ["resnet50", "vgg16_bn", "densenet121", "mobilenet_v2", "resnet18", "alexnet"]
 
 
@@ -34,29 +36,6 @@ def calibrate(model: nn.Module, x: torch.Tensor, seed: int = 0) -> nn.Module:
             m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
             m.bias.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
     return model.eval()
-
-
-class Chain(nn.Module):
-    """conv-bn-relu-conv-bn-relu-pool-flatten-linear; conv2 consumes group A and produces group B."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.conv2, self.bn2 = nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12)
-        self.fc = nn.Linear(12 * 16, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
-        return self.fc(torch.flatten(x, 1))
-
-
-def chain_groups() -> GroupSet:
-    r8, r12 = tuple(range(8)), tuple(range(12))
-    return GroupSet([
-        ChannelGroup("conv1", 8, (Slice("conv1", "out", r8), Slice("bn1", "bn", r8), Slice("conv2", "in", r8))),
-        ChannelGroup("conv2", 12, (Slice("conv2", "out", r12), Slice("bn2", "bn", r12), Slice("fc", "in", r12, 16))),
-    ])
 
 
 class ResDW(nn.Module):
