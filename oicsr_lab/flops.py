@@ -164,6 +164,13 @@ def count_flops(model: nn.Module, example_input: Any, meta: bool = True) -> Flop
     The pass runs on the meta device by default (shapes only, a few ms, weights untouched);
     models that need real values fall back to a real ``no_grad`` eval pass. Counts are divided
     by the batch size of ``example_input`` (dim 0 of its first tensor).
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, count_flops
+        >>> report = count_flops(build_model("resnet20"), torch.zeros(1, 3, 32, 32))
+        >>> report.total_macs, report.total_params
+        (40813184, 272474)
     """
     args = _as_tuple(example_input)
     batch = max(1, int(_first_tensor(args).shape[0]))

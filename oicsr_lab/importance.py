@@ -206,6 +206,14 @@ def channel_energy(
     ``criterion="out_in"`` is eq. 5 (energy of the concatenated out-in-channel); see the module
     docstring for the baselines and for why ``normalize="layer_max"`` is the default.
     Returns ``{group name: float32 tensor of length group.size}`` (lower = pruned first).
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, channel_energy, find_groups
+        >>> model = build_model("resnet20")
+        >>> scores = channel_energy(model, find_groups(model, torch.zeros(1, 3, 32, 32)))
+        >>> scores["layer1.0.conv1"].shape, float(scores["layer1.0.conv1"].max())  # layer_max: the top is 1
+        (torch.Size([16]), 1.0)
     """
     if criterion not in CRITERIA:
         raise ConfigError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")

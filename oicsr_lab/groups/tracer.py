@@ -175,7 +175,16 @@ def propagate_shapes(gm: fx.GraphModule, inputs: Sequence[Any]) -> None:
 
 
 def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = False) -> GroupSet:
-    """Find the out-in-channel groups of ``model`` (traced with ``example_input``) for pruning."""
+    """Find the out-in-channel groups of ``model`` (traced with ``example_input``) for pruning.
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, find_groups
+        >>> groups = find_groups(build_model("resnet20"), torch.zeros(1, 3, 32, 32))
+        >>> g = groups.prunable[0]
+        >>> len(groups.prunable), g.name, g.size, [(s.module, s.kind) for s in g.slices]
+        (9, 'layer1.0.conv1', 16, [('layer1.0.conv1', 'out'), ('layer1.0.bn1', 'bn'), ('layer1.0.conv2', 'in')])
+    """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"find_groups needs a torch.nn.Module, got {type(model).__name__}")
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)

@@ -48,6 +48,14 @@ def build_model(name: str, num_classes: int = 10, width: float = 1.0, **kwargs) 
 
     ``width`` scales every internal channel count (the ci/quick presets use narrow nets).
     ``torchvision:<name>`` builds ``torchvision.models.<name>(weights=None, num_classes=...)``.
+
+    Example:
+        >>> from oicsr_lab import build_model
+        >>> model = build_model("resnet56", num_classes=10)
+        >>> sum(p.numel() for p in model.parameters())
+        855770
+        >>> build_model("resnet20", width=0.25).layer1[0].conv1.out_channels
+        4
     """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"model name must be a non-empty string, got {name!r}")

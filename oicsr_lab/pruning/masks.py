@@ -81,7 +81,17 @@ def _in_width(mod: nn.Module) -> int:
 
 
 def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
-    """Mask the plan's removed channels in place (reversible); returns a handle / context manager."""
+    """Mask the plan's removed channels in place (reversible); returns a handle / context manager.
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import apply_masks, build_model, channel_energy, find_groups, global_greedy_plan
+        >>> model, x = build_model("resnet20").eval(), torch.zeros(1, 3, 32, 32)
+        >>> groups = find_groups(model, x)
+        >>> plan = global_greedy_plan(model, groups, channel_energy(model, groups), 0.3, example_input=x)
+        >>> with apply_masks(model, plan):  # accuracy before retraining, without copying the model
+        ...     y = model(torch.randn(2, 3, 32, 32))
+    """
     modules = dict(model.named_modules())
     hooks: list[Any] = []
     masks: dict[str, torch.Tensor] = {}

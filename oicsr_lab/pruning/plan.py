@@ -294,6 +294,15 @@ def global_greedy_plan(
     [0, 1) or a target the caps make unreachable (the message gives the maximum reachable ratio).
     ``tolerance`` (fraction of dense MACs): near the end, channels that would overshoot the target by
     more than this are skipped, so the result lands in [target, target + tolerance] when feasible.
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, channel_energy, find_groups, global_greedy_plan
+        >>> model, x = build_model("resnet20"), torch.zeros(1, 3, 32, 32)
+        >>> groups = find_groups(model, x)
+        >>> plan = global_greedy_plan(model, groups, channel_energy(model, groups), 0.3, example_input=x)
+        >>> round(plan.achieved_ratio, 2), plan.flops_after <= 0.7 * plan.flops_before
+        (0.3, True)
     """
     _validate(flops_ratio, max_layer_ratio, min_channels, round_to)
     if not float(tolerance) >= 0:

@@ -88,7 +88,18 @@ def _strip_mask_hooks(model: nn.Module) -> None:
 
 
 def prune(model: nn.Module, plan: Plan) -> nn.Module:
-    """Physically remove the plan's channels; returns a smaller dense deep copy (eval == masked)."""
+    """Physically remove the plan's channels; returns a smaller dense deep copy (eval == masked).
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, channel_energy, count_flops, find_groups, global_greedy_plan, prune
+        >>> model, x = build_model("resnet20").eval(), torch.zeros(1, 3, 32, 32)
+        >>> groups = find_groups(model, x)
+        >>> plan = global_greedy_plan(model, groups, channel_energy(model, groups), 0.3, example_input=x)
+        >>> small = prune(model, plan)
+        >>> count_flops(small, x).total_macs == plan.flops_after, small.layer1[0].conv1.out_channels < 16
+        (True, True)
+    """
     modules = dict(model.named_modules())
     memo: dict[int, Any] = {}
     ints_of: dict[str, dict[str, int]] = {}

@@ -60,7 +60,17 @@ def _bn_parts(groups: list[ChannelGroup]) -> list[PartSpec]:
 
 
 def make_regularizer(name: str, groups: GroupSet | list[ChannelGroup], strength: float, **options: Any) -> Regularizer:
-    """Build regulariser ``name`` over ``groups`` with ``lambda_s = strength`` (options above)."""
+    """Build regulariser ``name`` over ``groups`` with ``lambda_s = strength`` (options above).
+
+    Example:
+        >>> import torch
+        >>> from oicsr_lab import build_model, find_groups, make_regularizer
+        >>> model = build_model("resnet20")
+        >>> reg = make_regularizer("oicsr_gl", find_groups(model, torch.zeros(1, 3, 32, 32)), 1e-2, mode="proximal")
+        >>> reg
+        Regularizer('oicsr_gl', strength=0.01, groups=9, mode='proximal')
+        >>> reg.after_step(model, lr=0.1)  # the proximal step, called by the Trainer after optimizer.step()
+    """
     name = check_name(name)
     strength = check_strength(strength)
     opts = check_options(name, options)
