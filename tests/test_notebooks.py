@@ -63,6 +63,15 @@ def test_parameters_cell(name: str) -> None:
     assert len(_tagged(nb, "results")) == 1, f"{name}: needs one cell tagged 'results' printing {MARKER!r}"
 
 
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_runs_keyed_by_the_shared_data_identity(name: str) -> None:
+    """Notebooks key cached runs with ``data_identity`` (as reproduce does), never a copy of its dict."""
+    src = "".join(c.source for c in _read(name).cells if c.cell_type == "code")
+    assert '"name": data.name' not in src, f"{name}: call oicsr_lab.experiments.runs.data_identity(data) instead"
+    if "train_cached(" in src or "run_folder(" in src:
+        assert "data_id = data_identity(data)" in src, f"{name}: key runs with data_identity(data)"
+
+
 @pytest.mark.parametrize("name", LECTURES)
 def test_reads_like_a_lecture(name: str) -> None:
     nb = _read(name)

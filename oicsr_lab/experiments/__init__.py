@@ -9,12 +9,12 @@ cache with DONE markers), :mod:`.sweep`, :mod:`.pipeline`, :mod:`.table1`, :mod:
 """
 
 from .reproduce import reproduce
-from .runs import TrainedRun, config_hash, train_cached
+from .runs import TrainedRun, config_hash, data_identity, train_cached
 from .spec import REPRODUCE, STRENGTHS, build_spec
 from .sweep import channel_energies, criteria_for, sweep_model
 from .table1 import PUBLISHED, compute_table1
 
 __all__ = [
-    "reproduce", "build_spec", "REPRODUCE", "STRENGTHS", "train_cached", "TrainedRun", "config_hash",
+    "reproduce", "build_spec", "REPRODUCE", "STRENGTHS", "train_cached", "TrainedRun", "config_hash", "data_identity",
     "sweep_model", "channel_energies", "criteria_for", "compute_table1", "PUBLISHED",
 ]

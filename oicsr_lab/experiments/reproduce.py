@@ -25,7 +25,7 @@ from ..pruning.iterative import PIPELINE_COLUMNS
 from ..train import resolve_device, set_threads
 from .pipeline import pipeline_cached
 from .report import write_csv, write_index
-from .runs import TrainedRun, cached, config_hash, train_cached
+from .runs import TrainedRun, cached, config_hash, data_identity, train_cached
 from .spec import build_spec, run_config
 from .sweep import SWEEP_COLUMNS, channel_energies, criteria_for, sweep_model
 
@@ -137,8 +137,7 @@ def reproduce(
     data = load_dataset(spec["base_config"]["dataset"], root=data_dir)
     for note in data.notes:
         log(f"note: {note}")
-    # what identifies the data in cache keys (not its folder, so moving the data keeps the cache)
-    data_id = {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes}
+    data_id = data_identity(data)  # keys the run cache (not the data folder, so moving the data keeps it)
     seeds_, regs_ = spec["seeds"], spec["regs"]
     n_tasks = len(seeds_) * len(regs_) * 2 + len(spec["pipeline"]["regs"]) + int(table1) + 1
     bar = progress(total=n_tasks, desc=f"reproduce {preset}", unit="task", enabled=show_progress)

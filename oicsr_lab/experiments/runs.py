@@ -88,6 +88,15 @@ class TrainedRun:
         return model.to(device).eval()
 
 
+def data_identity(data: DatasetSplits) -> dict[str, Any]:
+    """What identifies a data set in run cache keys: name, split sizes and class count.
+
+    Not its folder or source, so moving the data keeps the cache; ``reproduce`` and the
+    notebooks key their runs with it and so share one run cache.
+    """
+    return {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes}
+
+
 def run_folder(root: Path, config: TrainConfig, data_id: dict[str, Any]) -> Path:
     """``<root>/runs/<reg>-<hash of config + data identity>/``."""
     return Path(root) / "runs" / f"{config.reg}-{config_hash({'config': config.to_dict(), 'data': data_id})}"
