@@ -1,4 +1,5 @@
-"""Data: datasets by name, the embedded CIFAR-10 sample, tensor caches and batched augmentation."""
+"""Data: datasets by name, the embedded CIFAR-10 sample, tensor caches and batched augmentation;
+large ImageFolder data (ImageNet) streamed from disk by DataLoader workers."""
 
 from .datasets import (
     CIFAR_MEAN,
@@ -10,9 +11,19 @@ from .datasets import (
     load_dataset,
     sample_path,
 )
-from .loader import TensorLoader, random_crop_flip
+from .loader import TensorLoader, make_loader, random_crop_flip
+from .streaming import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    StreamingLoader,
+    StreamingSplit,
+    StreamingSplits,
+    open_streaming,
+    resolve_workers,
+)
 
 __all__ = [
-    "CIFAR_MEAN", "CIFAR_STD", "DatasetSplits", "Split", "TensorLoader", "data_root",
-    "find_cifar10_archive", "load_dataset", "random_crop_flip", "sample_path",
+    "CIFAR_MEAN", "CIFAR_STD", "DatasetSplits", "IMAGENET_MEAN", "IMAGENET_STD", "Split", "StreamingLoader",
+    "StreamingSplit", "StreamingSplits", "TensorLoader", "data_root", "find_cifar10_archive", "load_dataset",
+    "make_loader", "open_streaming", "random_crop_flip", "resolve_workers", "sample_path",
 ]

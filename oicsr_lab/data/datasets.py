@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_torch_save
 from .imagefolder import ARCHIVE_SUFFIXES, is_archive, read_imagefolder
+from .streaming import StreamingSplits, archive_error, open_streaming, wants_streaming
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -103,24 +104,47 @@ def sample_path() -> Path:
     return Path(str(resources.files("oicsr_lab.data").joinpath("assets", SAMPLE_FILE)))
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True, size: int | None = None) -> DatasetSplits:
-    """Load a data set by name into memory, e.g. ``load_dataset("cifar10-sample")``.
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True, size: int | None = None,
+                 stream: bool | None = None, input_size: int = 224) -> DatasetSplits | StreamingSplits:
+    """Load a data set by name, e.g. ``load_dataset("cifar10-sample")``.
 
     Names: ``cifar10-sample`` (shipped, offline), ``cifar10`` / ``cifar100`` (torchvision;
     downloaded into the data root when possible, else a CIFAR-10 ImageFolder archive found in
     the data root is used), ``imagefolder:<path>`` (a folder or .tar/.tar.gz/.zip with
     train/ and test/ (or val/) class folders). ``root``: see :func:`data_root`.
+
+    Small data is decoded into memory (:class:`DatasetSplits`). An ``imagefolder:`` *folder* of
+    large data (images above 64 px, unless ``size`` resizes them, or over 200,000 images; see
+    :func:`~oicsr_lab.data.streaming.wants_streaming`) or ``stream=True`` gives
+    :class:`~oicsr_lab.data.streaming.StreamingSplits` read from disk by DataLoader workers at
+    ``input_size`` pixels; ``stream=False`` forces decoding into memory. Large data in an archive
+    raises a DataError asking to extract it.
     """
     if not isinstance(name, str) or not name:
         raise DataError(f"dataset name must be a non-empty string, got {name!r}")
+    if stream is not None and not isinstance(stream, bool):
+        raise ConfigError(f"stream must be True, False or None (choose automatically), got {stream!r}")
     root_path = data_root(root)
-    if name == SAMPLE_NAME:
-        return _from_imagefolder(sample_path(), SAMPLE_NAME, root_path, size)
     if name.startswith("imagefolder:"):
         path = Path(name.split(":", 1)[1]).expanduser()
         if not path.is_absolute() and not path.exists() and (root_path / path).exists():
             path = root_path / path
+        if stream and size is not None:
+            raise ConfigError(f"{name}: size= resizes images decoded into memory; a streamed data set is cropped "
+                              f"to input_size= instead (pass one or the other)")
+        if stream is None and path.exists():
+            stream, why = wants_streaming(path, size)
+        else:
+            why = "streaming requested"
+        if stream:
+            if is_archive(path):
+                raise archive_error(path, why)
+            return open_streaming(path, name, input_size=input_size)
         return _from_imagefolder(path, name, root_path, size)
+    if stream:
+        raise ConfigError(f"{name}: stream=True applies to imagefolder:<folder> data; {name} is decoded into memory")
+    if name == SAMPLE_NAME:
+        return _from_imagefolder(sample_path(), SAMPLE_NAME, root_path, size)
     if name in ("cifar10", "cifar100"):
         return _from_torchvision(name, root_path, download)
     raise DataError(

@@ -106,3 +106,34 @@ class TensorLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
+
+
+def make_loader(
+    split,
+    batch_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    shuffle: bool = False,
+    augment: bool = False,
+    drop_last: bool = False,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    channels_last: bool = False,
+    input_size: int = 224,
+    num_workers: int | None = None,
+):
+    """The loader for ``split``: :class:`TensorLoader` for an in-memory :class:`Split`, a DataLoader-backed
+    :class:`~oicsr_lab.data.streaming.StreamingLoader` for a :class:`~oicsr_lab.data.streaming.StreamingSplit`.
+
+    ``input_size`` and ``num_workers`` only apply to streaming splits.
+    """
+    from .streaming import StreamingLoader, StreamingSplit
+
+    if isinstance(split, StreamingSplit):
+        return StreamingLoader(split, batch_size, mean, std, shuffle=shuffle, augment=augment, drop_last=drop_last,
+                               device=device, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last,
+                               input_size=input_size, num_workers=num_workers)
+    return TensorLoader(split, batch_size, mean, std, shuffle=shuffle, augment=augment, drop_last=drop_last,
+                        device=device, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 import torch
 import torch.nn as nn
 
-from ..data import DatasetSplits, Split, TensorLoader
+from ..data import DatasetSplits, Split, StreamingSplit, StreamingSplits, make_loader
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from ..progress import progress
@@ -69,32 +69,68 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int) -> Callable[[i
     return f
 
 
+def _check_topk(topk: tuple[int, ...] | list[int] | int) -> tuple[int, ...]:
+    """``topk`` as a sorted tuple of positive ints that includes 1 (top-1 is always reported as ``acc``)."""
+    ks = (topk,) if isinstance(topk, int) else tuple(topk)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ConfigError(f"topk must be positive whole numbers, e.g. (1, 5); got {topk!r}")
+    return tuple(sorted(set(ks) | {1}))
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: DatasetSplits, split: Split | None = None, batch_size: int = 500,
-             device: str | torch.device | None = None, channels_last: bool = False) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split`` (default: test)."""
+def evaluate(model: nn.Module, data: DatasetSplits | StreamingSplits, split: Split | StreamingSplit | None = None,
+             batch_size: int = 500, device: str | torch.device | None = None, channels_last: bool = False,
+             topk: tuple[int, ...] = (1,), num_workers: int | None = None, loader: Any = None) -> dict[str, float]:
+    """Top-1 accuracy (%) ``acc`` and mean cross-entropy ``loss`` of ``model`` on ``split`` (default: test).
+
+    ``topk=(1, 5)`` adds ``acc5`` (top-5 accuracy, %; k above the class count counts every image).
+    In-memory data is batched by a TensorLoader, streamed data by a DataLoader with ``num_workers``
+    workers; ``loader`` reuses a loader made by :func:`~oicsr_lab.data.make_loader` (a sharded one
+    has its counts summed over the DDP ranks).
+    """
     split = data.test if split is None else split
+    ks = _check_topk(topk)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    loader = TensorLoader(split, batch_size, data.mean, data.std, device=device, channels_last=channels_last)
+    if loader is None:
+        loader = make_loader(split, batch_size, data.mean, data.std, device=device, channels_last=channels_last,
+                             input_size=data.input_size, num_workers=num_workers)
     correct, loss_sum = 0, 0.0
+    hits = {k: 0 for k in ks if k > 1}
+    seen = 0
     for x, y in loader:
         out = model(x)
         loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
+        if hits:
+            top = out.topk(min(max(hits), out.shape[1]), dim=1).indices == y[:, None]
+            for k in hits:
+                hits[k] += top[:, :k].any(1).sum().item()
+        seen += len(y)
     model.train(was_training)
-    n = max(1, len(split))
-    return {"acc": 100.0 * correct / n, "loss": loss_sum / n}
+    if getattr(loader, "sharded", False):  # each rank saw its share: sum over ranks
+        stats = dist_utils.all_reduce_sum(torch.tensor([correct, loss_sum, seen, *hits.values()], dtype=torch.float64,
+                                                       device=device))
+        correct, loss_sum, seen = stats[0].item(), stats[1].item(), int(stats[2].item())
+        hits = {k: v.item() for k, v in zip(hits, stats[3:])}
+    else:
+        seen = len(split)
+    n = max(1, seen)
+    return {"acc": 100.0 * correct / n, "loss": loss_sum / n, **{f"acc{k}": 100.0 * v / n for k, v in hits.items()}}
 
 
 class Trainer:
-    """Train ``model`` on ``data`` under ``config``; ``out_dir`` gets checkpoint.pt and metrics.jsonl."""
+    """Train ``model`` on ``data`` under ``config``; ``out_dir`` gets checkpoint.pt and metrics.jsonl.
+
+    ``num_workers`` (streamed data only): DataLoader workers per process, default ``$OICSR_LAB_WORKERS``
+    or min(8, CPUs - 1) shared by the local ranks.
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        data: DatasetSplits,
+        data: DatasetSplits | StreamingSplits,
         config: TrainConfig,
         out_dir: str | Path | None = None,
         regularizer: RegularizerHook | None = None,
@@ -102,6 +138,7 @@ class Trainer:
         arch: dict[str, Any] | None = None,
         show_progress: bool | None = None,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+        num_workers: int | None = None,
     ) -> None:
         self.config = config.validate()
         self.data = data
@@ -128,11 +165,21 @@ class Trainer:
         if len(self.train_split) < config.batch_size:
             raise ConfigError(f"the training split has {len(self.train_split)} images, fewer than one batch of "
                               f"{config.batch_size}; lower --batch-size or raise --train-subset")
-        self.loader = TensorLoader(
+        # in-memory data: a TensorLoader, evaluated by a fresh one each epoch; streamed data: DataLoaders whose
+        # workers persist across epochs, the evaluation sharded over the DDP ranks and reporting top-5 too
+        self.loader = make_loader(
             self.train_split, config.batch_size, data.mean, data.std, shuffle=True, augment=True, drop_last=True,
             device=self.device, seed=config.seed, rank=self.rank, world_size=self.world_size,
-            channels_last=config.channels_last,
+            channels_last=config.channels_last, input_size=data.input_size, num_workers=num_workers,
         )
+        self.streaming = isinstance(self.train_split, StreamingSplit)
+        self.eval_loader = None
+        if self.streaming:
+            self.eval_loader = make_loader(
+                self.test_split, config.batch_size, data.mean, data.std, device=self.device, rank=self.rank,
+                world_size=self.world_size, channels_last=config.channels_last, input_size=data.input_size,
+                num_workers=num_workers,
+            )
         decay, no_decay = [], []
         for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -206,7 +253,11 @@ class Trainer:
                        enabled=self.show_progress if self.rank == 0 else False)
         while self.epoch < self.config.epochs:
             record = self.train_one_epoch()
-            record.update({f"test_{k}": v for k, v in evaluate(self.model, self.data, self.test_split).items()})
+            if self.streaming:
+                metrics = evaluate(self.model, self.data, self.test_split, topk=(1, 5), loader=self.eval_loader)
+            else:
+                metrics = evaluate(self.model, self.data, self.test_split)
+            record.update({f"test_{k}": v for k, v in metrics.items()})
             self.history.append(record)
             self._write_outputs()
             if self.on_epoch_end is not None:
