@@ -119,6 +119,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     :class:`~oicsr_lab.data.streaming.StreamingSplits` read from disk by DataLoader workers at
     ``input_size`` pixels; ``stream=False`` forces decoding into memory. Large data in an archive
     raises a DataError asking to extract it.
+
+    Example:
+        >>> from oicsr_lab import load_dataset
+        >>> data = load_dataset("cifar10-sample")  # shipped with the package, works offline
+        >>> len(data.train), len(data.test), data.num_classes, tuple(data.train.images.shape[1:])
+        (5000, 1000, 10, (3, 32, 32))
     """
     if not isinstance(name, str) or not name:
         raise DataError(f"dataset name must be a non-empty string, got {name!r}")
