@@ -133,6 +133,20 @@ _STATE_JS = """
 """
 
 
+# How far the explorer's plots stick out of their output area (px), and whether anything scrolls sideways.
+_FIT_JS = """
+(out) => {
+  const right = out.getBoundingClientRect().right;
+  const plots = [...out.querySelectorAll('.js-plotly-plot .main-svg')].filter((e, i, a) => e.parentElement.querySelector('.main-svg') === e);
+  const overflow = Math.max(0, ...plots.map(p => p.getBoundingClientRect().right - right));
+  const scroll = Math.max(0, ...[out, ...out.querySelectorAll('.widget-box')].map(e => e.scrollWidth - e.clientWidth));
+  const side = document.querySelector('#jp-left-stack');
+  return {plots: plots.length, overflow, scroll, out_width: out.getBoundingClientRect().width,
+          sidebar_open: !!side && !side.classList.contains('lm-mod-hidden') && side.getBoundingClientRect().width > 100};
+}
+"""
+
+
 def _state(page):
     return page.evaluate(_STATE_JS)
 
@@ -172,16 +186,12 @@ def test_pruning_explorer_in_jupyterlab(lab, tmp_path: Path) -> None:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True,
                                      chromium_sandbox=False)
         try:
-            page = browser.new_page(viewport={"width": 1700, "height": 1100})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})  # a laptop screen, file browser open
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?reset&token={token}", timeout=120_000)
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
             page.wait_for_timeout(2000)
             _accept_kernel_dialog(page)
-            # collapse the left sidebar (file browser) so the explorer gets the full width
-            current = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-            if current.count():
-                current.first.click()
             # a ready kernel: the notebook's execution indicator says idle
             page.wait_for_function(
                 "() => document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\") !== null"
@@ -219,11 +229,16 @@ def test_pruning_explorer_in_jupyterlab(lab, tmp_path: Path) -> None:
                 arg=json.dumps(before["bars"]), timeout=UPDATE_S * 1000, polling=500,
             )
             after = _state(page)
+            fit = page.evaluate(_FIT_JS, out.element_handle())
             shot = _widget_screenshot(page, out)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             SCREENSHOT.write_bytes(shot)
             (tmp_path / SCREENSHOT.name).write_bytes(shot)
             page.screenshot(path=str(tmp_path / "page.png"), full_page=False)
+            page.set_viewport_size({"width": 1000, "height": 900})  # narrower still: the figures rewrap, no overflow
+            page.wait_for_timeout(2000)
+            fit_narrow = page.evaluate(_FIT_JS, out.element_handle())
+            page.screenshot(path=str(tmp_path / "page-1000.png"), full_page=False)
         finally:
             browser.close()
 
@@ -234,3 +249,6 @@ def test_pruning_explorer_in_jupyterlab(lab, tmp_path: Path) -> None:
     assert all(a < b for a, b in zip(kept_after, kept_before)), (kept_before, kept_after)
     assert "25" in after["table"] or "24" in after["table"] or "26" in after["table"], after["table"]
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+    assert fit["sidebar_open"], "the file browser should stay open: the explorer must fit next to it"
+    for f in (fit, fit_narrow):
+        assert f["plots"] == 2 and f["overflow"] <= 1 and f["scroll"] <= 1, f"the explorer overflows its output area: {f}"

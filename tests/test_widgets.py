@@ -287,3 +287,71 @@ def test_display_delegates_to_the_widget(explorer, models, x, groups):
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == obj.widget.model_id
     state = embed_data(views=[cv.widget])  # plain widget state, as Voila/embedding serialise it
     assert state["view_specs"] and state["manager_state"]["state"]
+
+
+# ---------------------------------------------------------------------- shutdown and layout
+def test_close_stops_the_worker_and_closes_the_widgets(models, data, x, groups):
+    """close(): the running evaluation stops at its next chunk, the worker is joined, every widget is closed."""
+    ex = PruningExplorer({"l2": models["l2"], "oicsr_gl": models["oicsr_gl"]}, data, x, eval_images=N_EVAL,
+                         groups=groups, async_mode="thread", debounce_s=0.0, batch_size=10)
+    ex.set_ratio(0.3)
+    t0 = time.perf_counter()
+    while ex._runner._thread is None and time.perf_counter() - t0 < 10:
+        time.sleep(0.01)
+    thread = ex._runner._thread
+    assert thread is not None and thread.daemon
+    ex.close()
+    assert not thread.is_alive() and ex._runner._thread is None and not ex.computing
+    assert ex.widget.comm is None and ex.fig.comm is None and ex.ratio_slider.comm is None
+    gen = ex._runner.submit([("l2", ("l2", "dense"), None)])  # nothing starts after close
+    assert ex._runner._thread is None and not ex._runner.run(gen, [])
+    ex.close()  # idempotent
+
+
+def test_closed_runner_starts_no_job():
+    ran = []
+    r = LatestOnly(lambda req, stale: ran.append(req), lambda g, res: None, mode="sync")
+    assert r.close()
+    r.submit(1)
+    assert ran == [] and r.stopped and r.wait(1)
+
+
+def test_interpreter_exit_waits_for_a_running_worker(tmp_path):
+    """A worker inside torch ops at interpreter exit is stopped and joined (a daemon thread killed
+    mid-op aborts the process: 'terminate called without an active exception')."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import threading, torch\n"
+        "from oicsr_lab.widgets._common import LatestOnly\n"
+        "torch.set_num_threads(1)\n"
+        "started = threading.Event()\n"
+        "def compute(req, stale):\n"
+        "    a = torch.randn(400, 400)\n"
+        "    started.set()\n"
+        "    while not stale():\n"
+        "        for _ in range(10):\n"
+        "            a = torch.tanh(a @ a)\n"
+        "    print('worker stopped', flush=True)\n"
+        "r = LatestOnly(compute, lambda g, res: None, mode='thread', debounce_s=0.0)\n"
+        "r.submit(1)\n"
+        "assert started.wait(60)\n"
+    )
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0 and "terminate called" not in proc.stderr, proc.stderr[-2000:]
+        assert "worker stopped" in proc.stdout
+
+
+def test_pruning_explorer_figures_fit_a_narrow_notebook(explorer):
+    """No fixed figure widths: both autosize in a wrapping flex row (fits JupyterLab with the file browser open)."""
+    assert explorer.fig.layout.width is None and explorer.acc_fig.layout.width is None
+    assert explorer.fig.layout.autosize and explorer.acc_fig.layout.autosize
+    row = explorer.widget.children[-1]
+    assert row.layout.flex_flow == "row wrap" and row.layout.width == "100%"
+    cells = row.children
+    assert [c.children[0] for c in cells] == [explorer.fig, explorer.acc_fig]

@@ -5,7 +5,9 @@
     ChannelViewer(model, groups)                         # out-part / in-part heatmaps of one channel
 
 Each has ``.widget`` (display it, or let Jupyter/Voila display the object), programmatic
-setters (``set_ratio``, ``set_group``, ...) and a ``readout`` dict.
+setters (``set_ratio``, ``set_group``, ...), a ``readout`` dict and ``close()`` (closes the
+widgets; the pruning explorer also stops and joins its background accuracy worker, which
+interpreter exit does for every explorer).
 """
 
 from .channels import ChannelViewer

@@ -7,9 +7,11 @@ and plans from :func:`oicsr_lab.pruning.global_greedy_plan`; this module only ca
 
 from __future__ import annotations
 
+import atexit
 import html
 import threading
 import time
+import weakref
 from typing import Any, Callable, Mapping
 
 import torch.nn as nn
@@ -70,6 +72,24 @@ class DisplayMixin:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget's mime bundle (for front ends that ask for it directly)."""
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def close(self) -> None:
+        """Close the explorer's widgets (every control and figure in ``self.widget``); idempotent."""
+        close_widgets(getattr(self, "widget", None))
+
+
+def close_widgets(root: Any) -> None:
+    """Close ``root`` and every widget under it (``Box.close`` alone leaves its children open)."""
+    stack, seen = [root], set()
+    while stack:
+        w = stack.pop()
+        if w is None or id(w) in seen:
+            continue
+        seen.add(id(w))
+        stack.extend(getattr(w, "children", ()) or ())
+        close = getattr(w, "close", None)
+        if callable(close):
+            close()
 
 
 def group_label(g: ChannelGroup) -> str:
@@ -190,6 +210,25 @@ class Library:
         return self._max_ratio
 
 
+_SHUTDOWN = threading.Event()  # set when the interpreter starts to exit: no new background work
+_RUNNERS: "weakref.WeakSet[LatestOnly]" = weakref.WeakSet()
+SHUTDOWN_JOIN_S = 10.0  # how long interpreter exit waits for a running evaluation chunk to finish
+
+
+def _stop_all_runners() -> None:
+    """At interpreter exit: stop every worker and wait for it, so no torch op races finalisation.
+
+    A daemon thread still inside a torch op when Python finalises is killed as it retakes the
+    GIL, which aborts the process ("terminate called without an active exception").
+    """
+    _SHUTDOWN.set()
+    for runner in list(_RUNNERS):
+        runner.close(timeout=SHUTDOWN_JOIN_S)
+
+
+atexit.register(_stop_all_runners)
+
+
 class LatestOnly:
     """Run ``compute(request, is_stale)`` off the kernel thread; only the latest request is delivered.
 
@@ -197,6 +236,8 @@ class LatestOnly:
     dropped before it starts, may stop early (``is_stale()``), and is never delivered. ``mode``:
     ``"thread"`` (a daemon worker with ``debounce_s``), ``"sync"`` (run inside ``submit``) or
     ``"manual"`` (only record; tests call :meth:`run` / :meth:`run_pending` themselves).
+    :meth:`close` (also called for every runner at interpreter exit) stops and joins the worker;
+    after it, or once the interpreter is exiting, no job starts.
     """
 
     def __init__(
@@ -221,12 +262,38 @@ class LatestOnly:
         self._idle.set()
         self._thread: threading.Thread | None = None
         self.idle_exit_s = 30.0
+        self.closed = False
+        _RUNNERS.add(self)
+
+    @property
+    def stopped(self) -> bool:
+        """True after :meth:`close` or once the interpreter is exiting: no job may start."""
+        return self.closed or _SHUTDOWN.is_set()
+
+    def close(self, timeout: float | None = SHUTDOWN_JOIN_S) -> bool:
+        """Cancel every job, stop the worker and join it; True when no worker is left running.
+
+        A running evaluation stops at its next chunk (``is_stale()``); idempotent.
+        """
+        with self._lock:
+            self.closed = True
+            self.generation += 1
+            self._pending = None
+            thread = self._thread
+            self._wake.set()
+        self._idle.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return thread is None
 
     def submit(self, request: Any) -> int:
-        """Queue ``request`` as the newest job; returns its generation."""
+        """Queue ``request`` as the newest job; returns its generation (never run once stopped)."""
         with self._lock:
             self.generation += 1
             gen = self.generation
+            if self.stopped:
+                return gen
             self._pending = (gen, request)
             self._idle.clear()
         if self.mode == "sync":
@@ -245,8 +312,8 @@ class LatestOnly:
         self._idle.set()
 
     def is_latest(self, gen: int) -> bool:
-        """True while ``gen`` is the newest generation."""
-        return gen == self.generation
+        """True while ``gen`` is the newest generation and the runner is not stopped."""
+        return gen == self.generation and not self.stopped
 
     def run(self, gen: int, request: Any) -> bool:
         """Run job ``gen`` now (synchronously); True when its result was delivered."""
@@ -282,7 +349,9 @@ class LatestOnly:
         return self._idle.wait(timeout)
 
     def _ensure_thread(self) -> None:
-        """Start the daemon worker unless it is running (call with the lock held)."""
+        """Start the daemon worker unless it is running or the runner is stopped (call with the lock held)."""
+        if self.stopped:
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, name="oicsr-widgets-worker", daemon=True)
             self._thread.start()
@@ -292,6 +361,7 @@ class LatestOnly:
 
         The worker exits after ``idle_exit_s`` without requests, so a discarded explorer
         (a re-run notebook cell) is not kept alive by its thread; ``submit`` restarts it.
+        It also exits as soon as the runner is stopped (:meth:`close`, interpreter exit).
         """
         while True:
             if not self._wake.wait(self.idle_exit_s):
@@ -299,11 +369,18 @@ class LatestOnly:
                     if not self._wake.is_set():
                         self._thread = None
                         return
+            if self.stopped:
+                break
             self._wake.clear()
             time.sleep(self.debounce_s)
+            if self.stopped:
+                break
             if self._wake.is_set():  # moved again during the debounce: wait for it to settle
                 continue
             self.run_pending()
+        with self._lock:
+            if self._thread is threading.current_thread():
+                self._thread = None
 
 
 def split_subset(split: Any, n: int | None, seed: int = 0) -> Any:

@@ -2,7 +2,8 @@
 
 Per slider move (fast path, no accuracy): one cached ``global_greedy_plan`` per shown
 regulariser, kept-channel bars, FLOPs/params readout. Accuracy before retraining on a held-out
-subset runs in a background worker (debounced, latest request only, 'computing…' indicator).
+subset runs in a background worker (debounced, latest request only, 'computing…' indicator);
+:meth:`PruningExplorer.close` stops and joins it, and interpreter exit does so for every explorer.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ class PruningExplorer(DisplayMixin):
         for reg in self.regs:
             self.fig.add_bar(x=names, y=sizes, name=reg_label(reg), marker_color=reg_color(reg))
         self.fig.update_layout(
-            barmode="group", height=380, width=760, template="simple_white", margin=dict(l=60, r=10, t=40, b=120),
-            title=dict(text="kept channels per layer pair", x=0, font=dict(size=14)),
+            barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=60, r=10, t=64, b=120),
+            title=dict(text="kept channels per layer pair", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
             xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="kept channels", rangemode="tozero"),
         )
@@ -119,8 +120,9 @@ class PruningExplorer(DisplayMixin):
         self.acc_fig.add_bar(x=labels, y=[0.0] * len(labels), name="pruned", text=[""] * len(labels),
                              textposition="outside", marker_color=[reg_color(r) for r in self.regs])
         self.acc_fig.update_layout(
-            barmode="group", height=380, width=330, template="simple_white", margin=dict(l=50, r=10, t=40, b=120),
-            title=dict(text="top-1 before retraining", x=0, font=dict(size=14)), showlegend=True,
+            barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=50, r=10, t=64, b=120),
+            title=dict(text="top-1 before retraining", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
+            showlegend=True,
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
             yaxis=dict(title="accuracy (%)", range=[0, 100]),
         )
@@ -134,8 +136,20 @@ class PruningExplorer(DisplayMixin):
             W.HBox(list(self.toggles.values()) + [self.accuracy_checkbox]),
             W.HBox([self.progress, self.status]),
             self.readout_html,
-            W.HBox([self.fig, self.acc_fig]),
+            self._figure_row(),
         ])
+
+    def _figure_row(self) -> W.Box:
+        """The two figures side by side while they fit, the accuracy one wrapped below otherwise.
+
+        Neither figure has a fixed width: each autosizes to its flex cell, so the explorer fits a
+        JupyterLab notebook with the file browser open (about 900 px) and grows on wider pages.
+        """
+        cell = dict(min_width="0", overflow="hidden")  # a figure cell may shrink below its content
+        bars = W.VBox([self.fig], layout=W.Layout(flex="3 1 480px", **cell))
+        acc = W.VBox([self.acc_fig], layout=W.Layout(flex="1 1 280px", max_width="420px", **cell))
+        return W.Box([bars, acc], layout=W.Layout(display="flex", flex_flow="row wrap", width="100%",
+                                                  align_items="flex-start"))
 
     # ------------------------------------------------------------------ programmatic setters
     def set_ratio(self, ratio: float) -> None:
@@ -357,6 +371,13 @@ class PruningExplorer(DisplayMixin):
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until the background accuracy has finished (tests, benchmarks)."""
         return self._runner.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the background accuracy worker (waiting for its current chunk) and close the widgets."""
+        self._runner.close()
+        with self._lock:
+            self.computing = False
+        super().close()
 
     @property
     def generation(self) -> int:
