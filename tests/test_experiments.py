@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from oicsr_lab.cli import main
 from oicsr_lab.errors import ConfigError
 from oicsr_lab.experiments.reproduce import FILES, reproduce
-from oicsr_lab.experiments.runs import DONE, RESULT, is_done, run_folder, train_cached
+from oicsr_lab.experiments.runs import DONE, RESULT, data_identity, is_done, run_folder, train_cached
 from oicsr_lab.experiments.spec import STRENGTHS, build_spec, run_config
 
 
@@ -126,6 +127,20 @@ def test_partial_run_is_resumed_and_finished_kept(tmp_path):
     stamp = (folder / RESULT).stat().st_mtime_ns
     again = train_cached(cfg, tmp_path, data, data_id, device="cpu", show_progress=False)
     assert again.hit and again.result == run.result and (folder / RESULT).stat().st_mtime_ns == stamp
+    model = again.load_model()  # the trained weights, rebuilt through train.load_trained, in eval mode
+    saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
+    assert not model.training and all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+def test_data_identity_is_what_reproduce_keys_runs_by(ci):
+    """data_identity: name, split sizes and classes (no folder); reproduce records it in summary.json."""
+    from oicsr_lab.data import load_dataset
+
+    data = load_dataset("cifar10-sample")
+    ident = data_identity(data)
+    assert ident == {"name": data.name, "train": len(data.train), "test": len(data.test), "classes": data.num_classes}
+    _, summary, _ = ci
+    assert {k: summary["data"][k] for k in ident} == ident
 
 
 def test_spec_choices_and_errors():

@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ..data import DatasetSplits
 from ..io import atomic_write_json, atomic_write_text
-from ..train import TrainConfig, build_trainer, load_checkpoint
+from ..train import TrainConfig, build_trainer, load_trained
 
 CACHE_VERSION = 1  # bump to invalidate every cached result after a semantic change
 DONE = "DONE"
@@ -78,14 +78,9 @@ class TrainedRun:
         return self.folder.name
 
     def load_model(self, device: str | torch.device = "cpu") -> nn.Module:
-        """Rebuild the trained model from ``checkpoint.pt``."""
-        from ..models import build_model
-
-        blob = load_checkpoint(self.folder / "checkpoint.pt", map_location=device)
-        arch = blob["arch"]
-        model = build_model(arch["model"], num_classes=arch["num_classes"], width=arch["width"])
-        model.load_state_dict(blob["model"])
-        return model.to(device).eval()
+        """Rebuild the trained model from ``checkpoint.pt`` (in eval mode)."""
+        model, _ = load_trained(self.folder / "checkpoint.pt", map_location=device)
+        return model.eval()
 
 
 def data_identity(data: DatasetSplits) -> dict[str, Any]:
