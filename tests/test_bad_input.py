@@ -359,3 +359,24 @@ def test_groups_of_another_model() -> None:
         with pytest.raises(ConfigError) as ei:
             call()
         one_line(ei, "find_groups", "'")
+
+
+def test_prune_from_run_on_data_with_other_class_count(inputs, data_dir, tmp_path, capsys) -> None:
+    """``prune --from`` a 10-class run with ``--data`` of 3 classes: one line, before any training or writing."""
+    import numpy as np
+    from PIL import Image
+
+    tree = tmp_path / "three"
+    for split in ("train", "test"):
+        for c in ("a", "b", "c"):
+            (tree / split / c).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((32, 32, 3), 40 * i + 10, np.uint8)).save(tree / split / c / f"{i}.png")
+    run = tmp_path / "run"
+    shutil.copytree(inputs["run"], run)
+    before = tree_snapshot(run)
+    err = run_cli(capsys, ["prune", "--from", str(run), "--data", f"imagefolder:{tree}", "--target", "0.3",
+                           "--out", str(tmp_path / "out"), "--threads", "1", "--no-progress", "--device", "cpu",
+                           "--data-dir", str(data_dir)])
+    assert "10 outputs but" in err and "3 classes" in err
+    assert not (tmp_path / "out").exists() and tree_snapshot(run) == before

@@ -90,6 +90,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         model, train_first = None, True
     data = load_dataset(cfg.dataset, root=args.data_dir)
+    if model is not None:
+        import torch
+
+        with torch.no_grad():
+            n_out = model.eval()(data.example_input()).shape[-1]
+        if n_out != data.num_classes:
+            raise CheckpointError(f"{args.source}: the model has {n_out} outputs but {data.name} has {data.num_classes} "
+                                  f"classes; prune it on the data set it was trained on")
     if model is None:
         import torch
 
