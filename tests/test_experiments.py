@@ -145,7 +145,9 @@ def test_data_identity_is_what_reproduce_keys_runs_by(ci):
 
 def test_spec_choices_and_errors():
     spec = build_spec("quick", regs=["l2", "oicsr_gl", "growl"], strengths={"growl": 1e-3})
-    assert spec["runs"]["oicsr_gl"]["reg_options"] == {"mode": "proximal"}
+    assert spec["runs"]["oicsr_gl"]["reg_options"] == {"mode": "proximal", "include_bn": True}
+    for p in ("ci", "quick", "course", "paper"):  # GL and OICSR-GL are compared at equal settings
+        assert STRENGTHS[p]["gl"] == STRENGTHS[p]["oicsr_gl"], p
     assert spec["runs"]["growl"]["strength"] == 1e-3 and spec["runs"]["l2"]["strength"] == 0.0
     assert spec["pipeline"]["regs"] == ["oicsr_gl"]  # gl was not trained
     assert build_spec("paper")["runs"]["gl"]["reg_options"] == {"mode": "subgradient"}
