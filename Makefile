@@ -27,7 +27,7 @@ test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -q -m "slow or archive_slow"
 
 # Real-browser test: JupyterLab on loopback + Debian Chromium driven by Playwright.
-test-browser: $(STAMP)
+test-browser: $(STAMP)  # OICSR_LAB_SAVE_SCREENSHOTS=1 also refreshes docs/img
 	$(BIN)/pytest -q -m browser
 
 test-all: test test-browser test-slow
