@@ -40,6 +40,18 @@ def _crop_flip(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.
     return out.permute(0, 3, 1, 2)
 
 
+def init_loader_settings(loader, split, batch_size: int, shuffle: bool, augment: bool, drop_last: bool,
+                         device: torch.device | str, seed: int, rank: int, world_size: int, channels_last: bool) -> None:
+    """Check the batch against the world size and store the settings every loader shares."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if batch_size % world_size:
+        raise ValueError(f"global batch {batch_size} must be divisible by world size {world_size}")
+    loader.split, loader.batch_size, loader.shuffle, loader.augment = split, batch_size, shuffle, augment
+    loader.drop_last, loader.device, loader.seed = drop_last, torch.device(device), seed
+    loader.rank, loader.world_size, loader.channels_last = rank, world_size, channels_last
+
+
 class TensorLoader:
     """Iterate normalised float batches of a :class:`Split` held in memory.
 
@@ -62,13 +74,8 @@ class TensorLoader:
         world_size: int = 1,
         channels_last: bool = False,
     ) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"global batch {batch_size} must be divisible by world size {world_size}")
-        self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
-        self.drop_last, self.device, self.seed = drop_last, torch.device(device), seed
-        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        init_loader_settings(self, split, batch_size, shuffle, augment, drop_last, device, seed, rank, world_size,
+                             channels_last)
         self.epoch = 0
         self._images = split.images.to(self.device)
         self._labels = split.labels.to(self.device)

@@ -359,13 +359,10 @@ class StreamingLoader:
                  input_size: int = 224, num_workers: int | None = None) -> None:
         from torch.utils.data import DataLoader, DistributedSampler
 
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"global batch {batch_size} must be divisible by world size {world_size}")
-        self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
-        self.drop_last, self.device, self.seed = drop_last, torch.device(device), seed
-        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        from .loader import init_loader_settings
+
+        init_loader_settings(self, split, batch_size, shuffle, augment, drop_last, device, seed, rank, world_size,
+                             channels_last)
         self.num_workers = resolve_workers(num_workers)
         self.epoch = 0
         dataset = _Images(split, input_size, augment, seed)
