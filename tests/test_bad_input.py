@@ -14,6 +14,8 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+
+from cli_helpers import run_cli
 import torch
 import torch.nn as nn
 from PIL import Image
@@ -25,18 +27,6 @@ from oicsr_lab.pruning import save_pruned
 from oicsr_lab.train import build_trainer, preset
 
 NOT_WRITABLE = Path("/proc/oicsr-lab-test/out")  # even root cannot create files under /proc
-
-
-def run_cli(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
-    """``main(argv)`` in-process: exit code 2 and one stderr line without a traceback; returns the line."""
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "\n" not in err and "Traceback" not in err and err.startswith("oicsr-lab "), err
-    return err
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_cli as one_line_exit_2
+
 from oicsr_lab.cli import main
 
 
@@ -65,18 +67,6 @@ def test_module_help(tmp_path: Path) -> None:
     """``python -m oicsr_lab --help`` lists the subcommands."""
     proc = subprocess.run([sys.executable, "-m", "oicsr_lab", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("train", "eval", "info"))
-
-
-def one_line_exit_2(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
-    """Run ``main(argv)`` in-process; assert exit code 2 and a single stderr line; return it."""
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and "Traceback" not in err and err.startswith("oicsr-lab"), err
-    return err
 
 
 @pytest.mark.parametrize("argv, expect", [
