@@ -156,7 +156,8 @@ def test_accuracy_stops_midway_and_reports_partial(explorer):
     partial = []
     done = explorer.compute_accuracy(items, on_partial=partial.append)
     assert done and set(done) == {k for _, k, _ in items}
-    assert partial and all(n == 50 for d in partial for _, n in d.values())  # 100 images in chunks of 50
+    assert partial and all(n == 50 for d in partial for _, n, _ in d.values())  # 100 images in chunks of 50
+    assert all(0 <= acc <= 100 and 0 < half < 50 for d in partial for acc, _, half in d.values())
 
 
 def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):

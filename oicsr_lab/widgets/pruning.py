@@ -22,8 +22,8 @@ from ..data import DatasetSplits, Split
 from ..errors import ConfigError
 from ..groups.types import GroupSet
 from ..importance import NORMALIZATIONS
-from ..pruning import Plan, prune
-from ..train import evaluate
+from ..inference import EvalBatches, estimate_interval, inference_copy
+from ..pruning import Plan
 from ._common import DENSE_COLOR, DisplayMixin, LatestOnly, Library, esc, reg_color, reg_label, split_subset
 
 __all__ = ["PruningExplorer"]
@@ -66,13 +66,15 @@ class PruningExplorer(DisplayMixin):
         self.data = data
         self.eval_split: Split = split_subset(data.test, eval_images, seed)
         self.batch_size = int(batch_size)
+        self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size,
+                                        device=next(self.lib.models[self.regs[0]].parameters()).device)
         self.max_ratio = math.floor(self.lib.max_ratio() / step + 1e-9) * step
         self.plans: dict[str, Plan] = {}
         self.readout: dict[str, dict[str, Any]] = {}
         self.acc_cache: dict[tuple, float] = {}
         self.last_update_s = 0.0
         self.computing = False
-        self.partial: dict[tuple, tuple[float, int]] = {}  # running estimates of the newest job
+        self.partial: dict[tuple, tuple[float, int, float]] = {}  # (acc, images, ±95 %) of the newest job
         self._active_gen = 0
         self._lock = threading.RLock()
         self._runner = LatestOnly(self._compute_async, self._deliver, async_mode, debounce_s,
@@ -235,7 +237,8 @@ class PruningExplorer(DisplayMixin):
             if r["acc"] is not None:
                 acc = f"{r['acc']:.1f}%"
             elif r["acc_partial"] is not None and self.computing:
-                acc = f"<i>{r['acc_partial'][0]:.1f}% on {r['acc_partial'][1]} of {r['eval_images']} images…</i>"
+                est, seen, half = r["acc_partial"]
+                acc = f"<i>{est:.1f} ± {half:.1f}% on {seen} of {r['eval_images']} images…</i>"
             else:
                 acc = "<i>computing…</i>" if self.computing else "—"
             drop = "" if r["acc"] is None or r["acc_dense"] is None else f" ({r['acc'] - r['acc_dense']:+.1f})"
@@ -289,47 +292,46 @@ class PruningExplorer(DisplayMixin):
 
     def compute_accuracy(
         self, items: list[tuple[str, tuple, Plan | None]], is_stale: Callable[[], bool] = lambda: False,
-        on_partial: Callable[[dict[tuple, tuple[float, int]]], None] | None = None,
+        on_partial: Callable[[dict[tuple, tuple[float, int, float]]], None] | None = None,
     ) -> dict[tuple, float] | None:
         """Evaluate each (run, key, plan) on the held-out subset; None as soon as the request is stale.
 
-        Pruned runs go first, then the dense references; within each phase the runs advance
-        chunk by chunk together, and ``on_partial({key: (acc so far, images so far)})`` is called
-        after every chunk so the readout can show side-by-side estimates early.
+        Each plan is evaluated on its physically pruned, BN-folded copy (:func:`~oicsr_lab.inference.inference_copy`,
+        so a pruned network costs its pruned FLOPs) over batches normalised once. Pruned runs go
+        first, then the dense references; within each phase the runs advance batch by batch together,
+        and ``on_partial({key: (acc so far, images so far, ~95 % half-width)})`` is called after every
+        batch so the readout can show side-by-side estimates early.
         """
-        split, bs = self.eval_split, self.batch_size
-        n = len(split)
+        batches = self.eval_batches
+        n = batches.num_images
         todo = [it for it in items if it[1] not in self.acc_cache]
         phases = [[it for it in todo if it[2] is not None], [it for it in todo if it[2] is None]]
-        chunks = [(a, min(a + bs, n)) for a in range(0, n, bs)]
-        steps, step = max(1, len(todo) * len(chunks)), 0
+        steps, step = max(1, len(todo) * len(batches)), 0
         nets: dict[tuple, nn.Module] = {}
-        correct: dict[tuple, float] = {}
+        hits: dict[tuple, int] = {}
         for phase in phases:
-            for a, b in chunks:
+            for i, (_, b) in enumerate(batches.bounds):
                 for reg, key, plan in phase:
                     if is_stale():
                         return None
                     if key not in nets:
-                        model = self.lib.models[reg]
-                        with torch.no_grad():
-                            nets[key] = model if plan is None else prune(model, plan)
-                    part = Split(split.images[a:b], split.labels[a:b])
-                    acc = evaluate(nets[key], self.data, split=part, batch_size=bs)["acc"]
-                    correct[key] = correct.get(key, 0.0) + acc * (b - a) / 100.0
+                        nets[key] = inference_copy(self.lib.models[reg], plan)
+                    hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
                     step += 1
                     self.progress.value = step / steps
                 if b < n and on_partial is not None:
-                    on_partial({key: (100.0 * correct[key] / b, b) for _, key, _ in phase})
+                    est = {key: estimate_interval(hits[key], b, n) for _, key, _ in phase}
+                    on_partial({key: (acc, b, half) for key, (acc, half) in est.items()})
             for _, key, _ in phase:  # correct for its key even if the request goes stale later
-                self.acc_cache[key] = 100.0 * correct.get(key, 0.0) / max(n, 1)
+                self.acc_cache[key] = 100.0 * hits.get(key, 0) / max(n, 1)
+                nets.pop(key, None)
         return {key: self.acc_cache[key] for _, key, _ in items if key in self.acc_cache}
 
     def _compute_async(self, items: list, is_stale: Callable[[], bool]) -> dict[tuple, float] | None:
         """What the background worker runs: :meth:`compute_accuracy` with partial readouts."""
         return self.compute_accuracy(items, is_stale, on_partial=self._publish_partial)
 
-    def _publish_partial(self, partial: dict[tuple, tuple[float, int]]) -> None:
+    def _publish_partial(self, partial: dict[tuple, tuple[float, int, float]]) -> None:
         """Show running estimates if the job that made them is still the newest."""
         with self._lock:
             if not self._runner.is_latest(self._active_gen):
