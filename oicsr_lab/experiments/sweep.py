@@ -1,8 +1,9 @@
 """Figure 4's measurement: accuracy *before retraining* against the FLOPs pruning ratio.
 
 For one trained model, Algorithm 1 plans every ratio from the model's channel scores under a
-criterion (out-in energy, or a baseline's own criterion), the plan is applied with reversible
-masks, and test accuracy is measured. The same pass records the raw channel energies that
+criterion (out-in energy, or a baseline's own criterion) and test accuracy is measured on a
+physically pruned, BN-folded copy (:func:`~oicsr_lab.inference.inference_copy`): it equals the
+masked model up to float rounding and costs only the pruned FLOPs. The same pass records the raw channel energies that
 Figure 3 plots (``energies.json``).
 """
 
@@ -18,7 +19,8 @@ from ..errors import PlanError
 from ..flops import count_flops
 from ..importance import channel_energy
 from ..progress import progress
-from ..pruning import apply_masks, global_greedy_plan
+from ..inference import inference_copy
+from ..pruning import global_greedy_plan
 from ..train import evaluate
 
 SWEEP_COLUMNS = ("model", "reg", "criterion", "normalize", "ratio", "achieved_ratio", "acc_before_retrain",
@@ -49,6 +51,11 @@ def channel_energies(model: nn.Module, groups: Any) -> dict[str, dict[str, list[
     return out
 
 
+def _accuracy(model: nn.Module, plan: Any, data: DatasetSplits, split: Split, device: Any) -> float:
+    """Top-1 (%) of ``model`` pruned by ``plan`` (dense when None), through its fast inference copy."""
+    return evaluate(inference_copy(model, plan), data, split, device=device, channels_last=True)["acc"]
+
+
 def sweep_model(
     model: nn.Module,
     groups: Any,
@@ -67,7 +74,7 @@ def sweep_model(
     model = model.to(device).eval()
     example = data.example_input().to(device)
     report = count_flops(model, example)
-    dense_acc = evaluate(model, data, test_split, device=device)["acc"]
+    dense_acc = _accuracy(model, None, data, test_split, device)
     ratios, criteria = [float(r) for r in ratios], list(criteria)
     rows: list[dict[str, Any]] = []
     plans: dict[str, dict[str, dict[str, Any]]] = {}
@@ -86,8 +93,7 @@ def sweep_model(
                 plans[key][f"{ratio:g}"] = {"error": str(e)}
                 bar.update(1)
                 continue
-            with apply_masks(model, plan):
-                acc = evaluate(model, data, test_split, device=device)["acc"]
+            acc = _accuracy(model, plan, data, test_split, device)
             rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": ratio,
                          "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc,
                          "flops": int(plan.flops_after), "params": int(plan.params_after)})
