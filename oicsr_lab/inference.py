@@ -72,6 +72,8 @@ class EvalBatches:
 
     ``split`` is an in-memory :class:`~oicsr_lab.data.Split`; when its normalised images would
     exceed ``max_cached_bytes`` (e.g. 1,000 ImageNet images) each batch is normalised on demand.
+    ``first_batch`` (optional, smaller than ``batch_size``) makes the first batch short, so a
+    running estimate is available early.
     """
 
     def __init__(
@@ -83,13 +85,15 @@ class EvalBatches:
         device: str | torch.device = "cpu",
         channels_last: bool = True,
         max_cached_bytes: int = MAX_CACHED_BYTES,
+        first_batch: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if batch_size < 1 or (first_batch is not None and first_batch < 1):
+            raise ConfigError(f"batch_size and first_batch must be at least 1, got {batch_size} and {first_batch}")
         self.split, self.batch_size = split, int(batch_size)
         self._loader_args = dict(mean=mean, std=std, device=device, channels_last=channels_last)
         n = len(split)
-        self.bounds = [(a, min(a + self.batch_size, n)) for a in range(0, n, self.batch_size)]
+        head = min(int(first_batch or batch_size), self.batch_size, n)
+        self.bounds = ([(0, head)] if n else []) + [(a, min(a + self.batch_size, n)) for a in range(head, n, self.batch_size)]
         per_image = 4 * math.prod(split.images.shape[1:]) if n else 0
         self._cached: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if n * per_image <= max_cached_bytes:

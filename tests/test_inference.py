@@ -136,3 +136,13 @@ def test_sweep_accuracy_equals_the_masked_model(data):
             with apply_masks(model, plan):
                 expected = evaluate(model, data, split=split)["acc"]
         assert row["acc_before_retrain"] == pytest.approx(expected)
+
+
+def test_eval_batches_short_first_batch_for_an_early_estimate(data):
+    split = data.test.subset(230, seed=1)
+    batches = EvalBatches(split, data.mean, data.std, batch_size=100, first_batch=30)
+    assert batches.bounds == [(0, 30), (30, 130), (130, 230)]
+    assert torch.equal(torch.cat([y for _, y in batches]), split.labels)
+    assert EvalBatches(split, data.mean, data.std, batch_size=100, first_batch=500).bounds[0] == (0, 100)
+    with pytest.raises(ConfigError, match="first_batch"):
+        EvalBatches(split, data.mean, data.std, batch_size=100, first_batch=0)

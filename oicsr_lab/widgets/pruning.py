@@ -37,7 +37,13 @@ def _plan_key(reg: str, plan: Plan | None) -> tuple:
 
 
 class PruningExplorer(DisplayMixin):
-    """Global FLOPs-ratio slider -> per-layer kept channels, FLOPs/params and accuracy per regulariser."""
+    """Global FLOPs-ratio slider -> per-layer kept channels, FLOPs/params and accuracy per regulariser.
+
+    Accuracy before retraining is measured on ``eval_images`` held-out test images in a background
+    thread, ``debounce_s`` after the controls settle, in batches of ``batch_size`` (the first one
+    ``first_batch`` long, for an early estimate with its ~95 % band); a newer request stops it at the
+    next batch. Accuracies are cached per run and kept-channel set, so revisited positions are instant.
+    """
 
     def __init__(
         self,
@@ -52,9 +58,10 @@ class PruningExplorer(DisplayMixin):
         max_layer_ratio: float = 0.5,
         step: float = 0.01,
         batch_size: int = 250,
+        first_batch: int | None = 100,
         accuracy: bool = True,
         async_mode: str = "thread",
-        debounce_s: float = 0.3,
+        debounce_s: float = 0.2,
         seed: int = 0,
     ) -> None:
         if normalize not in normalize_options:
@@ -66,7 +73,7 @@ class PruningExplorer(DisplayMixin):
         self.data = data
         self.eval_split: Split = split_subset(data.test, eval_images, seed)
         self.batch_size = int(batch_size)
-        self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size,
+        self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size, first_batch=first_batch,
                                         device=next(self.lib.models[self.regs[0]].parameters()).device)
         self.max_ratio = math.floor(self.lib.max_ratio() / step + 1e-9) * step
         self.plans: dict[str, Plan] = {}
