@@ -14,6 +14,13 @@ of a Figure 4 sweep). Two things make that cheap on a CPU:
 
 Folding BN changes the order of floating-point operations, so logits differ from the unfolded
 model by float rounding (~1e-5); top-1 decisions only differ on near-ties.
+
+``precision="bf16"`` runs the forward passes under bfloat16 autocast. On CPUs with native bf16
+arithmetic (AVX512-BF16, AMX) that is ~3x faster again; ``"auto"`` picks it there and fp32
+everywhere else. Measured on the four course-trained ResNet-20 runs over the 10,000 CIFAR-10 test
+images (docs/results.md): 99.3-100 % of top-1 predictions agree with fp32, and the accuracies
+differ by at most 0.34 points, a tenth of the ±3-point sampling band of a 1,000-image readout.
+Headless measurements (the Figure 4 sweep) stay in fp32.
 """
 
 from __future__ import annotations
@@ -28,9 +35,29 @@ import torch.nn as nn
 from .data import make_loader
 from .errors import ConfigError
 
-__all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval"]
+__all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval", "native_bf16", "resolve_precision",
+           "PRECISIONS"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 MAX_CACHED_BYTES = 256 * 2**20  # above this the evaluation images are normalised per batch instead
+
+
+def native_bf16() -> bool:
+    """True when this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 inference pays off."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # private helpers missing in this torch build: assume no
+        return False
+
+
+def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
+    """``"fp32"`` or ``"bf16"`` for ``precision`` in :data:`PRECISIONS` (``"auto"``: bf16 on a native-bf16 CPU)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and native_bf16() else "fp32"
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -73,7 +100,8 @@ class EvalBatches:
     ``split`` is an in-memory :class:`~oicsr_lab.data.Split`; when its normalised images would
     exceed ``max_cached_bytes`` (e.g. 1,000 ImageNet images) each batch is normalised on demand.
     ``first_batch`` (optional, smaller than ``batch_size``) makes the first batch short, so a
-    running estimate is available early.
+    running estimate is available early. ``precision`` (see :data:`PRECISIONS`) is the arithmetic
+    of the forward passes; the resolved value is ``self.precision``.
     """
 
     def __init__(
@@ -86,10 +114,13 @@ class EvalBatches:
         channels_last: bool = True,
         max_cached_bytes: int = MAX_CACHED_BYTES,
         first_batch: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         if batch_size < 1 or (first_batch is not None and first_batch < 1):
             raise ConfigError(f"batch_size and first_batch must be at least 1, got {batch_size} and {first_batch}")
         self.split, self.batch_size = split, int(batch_size)
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self._loader_args = dict(mean=mean, std=std, device=device, channels_last=channels_last)
         n = len(split)
         head = min(int(first_batch or batch_size), self.batch_size, n)
@@ -126,7 +157,9 @@ class EvalBatches:
     def correct(self, net: nn.Module, i: int) -> int:
         """Top-1 hits of ``net`` (eval mode) on batch ``i``."""
         x, y = self.batch(i)
-        return int((net(x).argmax(1) == y).sum().item())
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = net(x)
+        return int((logits.argmax(1) == y).sum().item())
 
     def accuracy(self, net: nn.Module) -> float:
         """Top-1 accuracy (%) of ``net`` on all batches."""

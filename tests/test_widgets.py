@@ -70,7 +70,8 @@ def groups(models, x):
 
 @pytest.fixture()
 def explorer(models, data, x, groups):
-    return PruningExplorer(models, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual", batch_size=50)
+    return PruningExplorer(models, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual", batch_size=50,
+                           precision="fp32")
 
 
 def _direct_acc(model: nn.Module, plan, data, split: Split) -> float:
@@ -162,7 +163,7 @@ def test_accuracy_stops_midway_and_reports_partial(explorer):
 
 def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):
     ex = PruningExplorer({"l2": models["l2"], "oicsr_gl": models["oicsr_gl"]}, data, x, eval_images=N_EVAL,
-                         groups=groups, async_mode="thread", debounce_s=0.05)
+                         groups=groups, async_mode="thread", debounce_s=0.05, precision="fp32")
     for ratio in (0.05, 0.15, 0.25, 0.35):
         ex.set_ratio(ratio)
         assert ex.last_update_s < 1.0  # the kernel thread never waits for accuracy

@@ -43,6 +43,8 @@ class PruningExplorer(DisplayMixin):
     thread, ``debounce_s`` after the controls settle, in batches of ``batch_size`` (the first one
     ``first_batch`` long, for an early estimate with its ~95 % band); a newer request stops it at the
     next batch. Accuracies are cached per run and kept-channel set, so revisited positions are instant.
+    ``precision="auto"`` evaluates in bf16 on CPUs with native bf16 (~3x faster, within a few tenths
+    of a point of fp32; :mod:`oicsr_lab.inference`), in fp32 elsewhere; ``"fp32"`` forces exact fp32.
     """
 
     def __init__(
@@ -59,9 +61,10 @@ class PruningExplorer(DisplayMixin):
         step: float = 0.01,
         batch_size: int = 250,
         first_batch: int | None = 100,
+        precision: str = "auto",
         accuracy: bool = True,
         async_mode: str = "thread",
-        debounce_s: float = 0.2,
+        debounce_s: float = 0.15,
         seed: int = 0,
     ) -> None:
         if normalize not in normalize_options:
@@ -73,8 +76,9 @@ class PruningExplorer(DisplayMixin):
         self.data = data
         self.eval_split: Split = split_subset(data.test, eval_images, seed)
         self.batch_size = int(batch_size)
-        self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size, first_batch=first_batch,
-                                        device=next(self.lib.models[self.regs[0]].parameters()).device)
+        device = next(self.lib.models[self.regs[0]].parameters()).device
+        self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size, device=device,
+                                        first_batch=first_batch, precision=precision)
         self.max_ratio = math.floor(self.lib.max_ratio() / step + 1e-9) * step
         self.plans: dict[str, Plan] = {}
         self.readout: dict[str, dict[str, Any]] = {}
@@ -258,7 +262,8 @@ class PruningExplorer(DisplayMixin):
         self.readout_html.value = (
             f"<table style='border-collapse:collapse' cellpadding='3'>{head}{''.join(rows)}</table>"
             f"<small>target {self.ratio:.1%} of FLOPs, normalise={esc(self.normalize)}, "
-            f"criterion={esc(self.lib.criterion)}, max reachable {self.max_ratio:.0%}</small>"
+            f"criterion={esc(self.lib.criterion)}, max reachable {self.max_ratio:.0%}, "
+            f"accuracy in {esc(self.eval_batches.precision)}</small>"
         )
         shown = [reg in self.readout for reg in self.regs]
         pruned = [self.readout[r]["acc"] if s else None for r, s in zip(self.regs, shown)]
