@@ -7,7 +7,7 @@ of a Figure 4 sweep). Two things make that cheap on a CPU:
 * :func:`inference_copy` — an eval-only copy that is physically pruned (so it costs the pruned
   FLOPs, not the dense ones, unlike masking), with every BatchNorm folded into the convolution
   before it (``torch.fx.experimental.optimization.fuse``) and, for image models, channels_last
-  weights (oneDNN's fast layout). On ResNet-56 this is 1.5-2.3x faster than evaluating the
+  weights (oneDNN's fast layout). On ResNet-56 this is 1.6-2.0x faster than evaluating the
   masked model (``benchmarks/bench_widgets.py`` prints the ratio measured side by side).
 * :class:`EvalBatches` — the held-out split normalised once into ready batches, so each
   evaluation is only forward passes.

@@ -161,6 +161,23 @@ def test_accuracy_stops_midway_and_reports_partial(explorer):
     assert all(0 <= acc <= 100 and 0 < half < 50 for d in partial for acc, _, half in d.values())
 
 
+def test_partial_estimate_shows_its_band_until_the_readout_is_complete(explorer):
+    """A running estimate is drawn with ~95 % error bars and labelled '±' in the table; the final value has none."""
+    explorer.set_regularizers(["gl"])
+    explorer.set_ratio(0.2)
+    gen, items = explorer.generation, explorer.accuracy_request()
+    explorer._on_start(gen, items)
+    key = next(k for reg, k, plan in items if reg == "gl" and plan is not None)
+    explorer._publish_partial({key: (61.0, 50, 9.5)})
+    i = explorer.regs.index("gl")
+    bars = explorer.acc_fig.data[1]
+    assert bars.y[i] == 61.0 and bars.error_y.visible and bars.error_y.array[i] == 9.5
+    assert "61.0 ± 9.5% on 50 of 100 images" in explorer.readout_html.value
+    assert explorer._runner.run(gen, items)
+    assert not bars.error_y.visible and bars.y[i] == explorer.readout["gl"]["acc"]
+    assert "±" not in explorer.readout_html.value
+
+
 def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):
     ex = PruningExplorer({"l2": models["l2"], "oicsr_gl": models["oicsr_gl"]}, data, x, eval_images=N_EVAL,
                          groups=groups, async_mode="thread", debounce_s=0.05, precision="fp32")

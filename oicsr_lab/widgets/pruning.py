@@ -276,6 +276,9 @@ class PruningExplorer(DisplayMixin):
                 "" if not s else f"{p:.1f}" if p is not None else f"~{q[0]:.0f}…" if q else "…"
                 for p, q, s in zip(pruned, part, shown)
             ]
+            band = [q[2] if p is None and q else 0.0 for p, q in zip(pruned, part)]  # ~95 % band of an estimate
+            self.acc_fig.data[1].error_y = dict(type="data", array=band, visible=any(b > 0 for b in band),
+                                                color="#444", thickness=1.5, width=6)
 
     # ------------------------------------------------------------------ accuracy (slow path)
     def accuracy_request(self) -> list[tuple[str, tuple, Plan | None]]:
