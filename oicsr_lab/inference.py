@@ -97,8 +97,10 @@ def inference_copy(model: nn.Module, plan: Any = None, fold_bn: bool = True, cha
 class EvalBatches:
     """A held-out split normalised once into ready (input, label) batches for repeated evaluations.
 
-    ``split`` is an in-memory :class:`~oicsr_lab.data.Split`; when its normalised images would
-    exceed ``max_cached_bytes`` (e.g. 1,000 ImageNet images) each batch is normalised on demand.
+    ``split`` is an in-memory :class:`~oicsr_lab.data.Split` or a streamed
+    :class:`~oicsr_lab.data.StreamingSplit` (decoded at ``input_size``, as ``evaluate`` does). When
+    the normalised images would exceed ``max_cached_bytes`` (e.g. 1,000 ImageNet images at 224 px)
+    each batch is prepared on demand instead.
     ``first_batch`` (optional, smaller than ``batch_size``) makes the first batch short, so a
     running estimate is available early. ``precision`` (see :data:`PRECISIONS`) is the arithmetic
     of the forward passes; the resolved value is ``self.precision``.
@@ -115,17 +117,23 @@ class EvalBatches:
         max_cached_bytes: int = MAX_CACHED_BYTES,
         first_batch: int | None = None,
         precision: str = "fp32",
+        input_size: int = 224,
     ) -> None:
         if batch_size < 1 or (first_batch is not None and first_batch < 1):
             raise ConfigError(f"batch_size and first_batch must be at least 1, got {batch_size} and {first_batch}")
         self.split, self.batch_size = split, int(batch_size)
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
-        self._loader_args = dict(mean=mean, std=std, device=device, channels_last=channels_last)
+        if not (hasattr(split, "images") or hasattr(split, "paths")) or not hasattr(split, "labels"):
+            raise ConfigError(f"EvalBatches needs a data split (Split or StreamingSplit from load_dataset), "
+                              f"got {type(split).__name__}")
+        self._loader_args = dict(mean=mean, std=std, device=device, channels_last=channels_last,
+                                 input_size=input_size, num_workers=0)
         n = len(split)
         head = min(int(first_batch or batch_size), self.batch_size, n)
         self.bounds = ([(0, head)] if n else []) + [(a, min(a + self.batch_size, n)) for a in range(head, n, self.batch_size)]
-        per_image = 4 * math.prod(split.images.shape[1:]) if n else 0
+        shape = split.images.shape[1:] if hasattr(split, "images") else (3, input_size, input_size)
+        per_image = 4 * math.prod(shape)
         self._cached: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if n * per_image <= max_cached_bytes:
             self._cached = [self._make(i) for i in range(len(self.bounds))]
@@ -140,9 +148,12 @@ class EvalBatches:
         return len(self.split)
 
     def _make(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised batch ``i`` (through the project's TensorLoader, so it matches ``evaluate``)."""
+        """Normalised batch ``i`` (through the project's loaders, so it matches ``evaluate``)."""
         a, b = self.bounds[i]
-        part = type(self.split)(self.split.images[a:b], self.split.labels[a:b])
+        if hasattr(self.split, "images"):
+            part = type(self.split)(self.split.images[a:b], self.split.labels[a:b])
+        else:  # StreamingSplit: the same files, decoded and transformed as for evaluation
+            part = type(self.split)(self.split.paths[a:b], self.split.labels[a:b], self.split.root)
         (x, y), = list(make_loader(part, b - a, **self._loader_args))
         return x, y
 

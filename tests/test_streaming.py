@@ -293,3 +293,29 @@ def test_corrupt_image_is_one_line(tmp_path: Path) -> None:
             evaluate(Constant(), data, num_workers=workers)
         msg = str(ei.value)
         assert "\n" not in msg and str(bad) in msg and "replace or delete" in msg, msg
+
+
+# -- fast repeated evaluation and the pruning explorer on streamed data --------------------------
+def test_eval_batches_and_pruning_explorer_accept_streamed_data(data: StreamingSplits) -> None:
+    """Streamed splits are decoded once into ready batches (or per batch past the cache budget);
+    accuracies match ``evaluate`` and the explorer's readout works on them."""
+    from oicsr_lab.inference import EvalBatches, inference_copy
+    from oicsr_lab.pruning import prune
+    from oicsr_lab.widgets import PruningExplorer
+
+    torch.manual_seed(0)
+    model = build_model("resnet20", 3, width=0.25).eval()
+    ref = evaluate(model, data, data.test, batch_size=5)["acc"]
+    for budget in (2**30, 0):
+        batches = EvalBatches(data.test, data.mean, data.std, batch_size=5, input_size=SIZE, max_cached_bytes=budget)
+        assert (batches._cached is not None) == (budget > 0) and batches.bounds == [(0, 5), (5, 10), (10, 12)]
+        assert batches.batch(0)[0].shape == (5, 3, SIZE, SIZE)
+        assert batches.accuracy(inference_copy(model)) == pytest.approx(ref)
+    ex = PruningExplorer({"l2": model}, data, eval_images=None, async_mode="sync", batch_size=5, precision="fp32")
+    ex.set_ratio(0.2)
+    row = ex.readout["l2"]
+    assert row["acc"] == pytest.approx(evaluate(prune(model, ex.plans["l2"]), data, data.test)["acc"])
+    assert row["acc_dense"] == pytest.approx(ref)
+    ex.close()
+    with pytest.raises(ConfigError, match="EvalBatches needs a data split"):
+        EvalBatches([1, 2, 3], data.mean, data.std)

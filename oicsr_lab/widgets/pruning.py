@@ -78,7 +78,8 @@ class PruningExplorer(DisplayMixin):
         self.batch_size = int(batch_size)
         device = next(self.lib.models[self.regs[0]].parameters()).device
         self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size, device=device,
-                                        first_batch=first_batch, precision=precision)
+                                        first_batch=first_batch, precision=precision,
+                                        input_size=getattr(data, "input_size", 224))
         self.max_ratio = math.floor(self.lib.max_ratio() / step + 1e-9) * step
         self.plans: dict[str, Plan] = {}
         self.readout: dict[str, dict[str, Any]] = {}
