@@ -51,7 +51,8 @@ def main() -> None:
     ratios = [float(r) for r in args.ratios.split(",") if r]
     print(f"{len(labels)} test images of {data.name}; native bf16 on this CPU: {native_bf16()}; "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'run':28s} {'ratio':>5s} {'fp32 %':>7s} {'bf16 %':>7s} {'diff':>6s} {'agree %':>8s} {'time bf16/fp32':>14s}")
+    print(f"{'run':28s} {'ratio':>5s} {'fp32 %':>7s} {'bf16 %':>7s} {'diff':>6s} {'agree %':>8s} "
+          f"{'time bf16/fp32':>14s}")
     worst_diff, worst_agree = 0.0, 100.0
     for ckpt in runs:
         model, _ = load_trained(ckpt)

@@ -124,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="option spec key=value,... (repeatable; default mode=proximal); l1bn: mode=subgradient|proximal")
     ap.add_argument("--l1bn-options", action="append", default=None, help="option specs for l1bn (default: {} and mode=proximal)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     ap.add_argument("--test-images", type=int, default=None, help="sweep test subset (default: the preset's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON-lines file (appended; finished runs are skipped)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
 
-    base = build_spec(args.preset, regs=["l2"])
+    base = build_spec(args.preset, regs=["l2"], epochs=args.epochs)
     data = load_dataset(base["base_config"]["dataset"])
     test = data.test.subset(args.test_images or base["sweep"]["test_images"], seed=0)
     opt_specs = [parse_options(o) for o in (args.options or ["mode=proximal"])]
@@ -150,16 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None and out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done[json.dumps([r["preset"], r["reg"], r["strength"], r["options"], r["seed"]], sort_keys=True)] = r
+            done[json.dumps([r["preset"], r["reg"], r["strength"], r["options"], r["seed"], r.get("epochs")],
+                            sort_keys=True)] = r
     print(f"# preset {args.preset}: {base['base_config']['model']} x{base['base_config']['width']}, "
           f"{base['base_config']['epochs']} epochs, {len(test)} sweep test images, {torch.get_num_threads()} thread(s)")
     print("# " + " | ".join(COLUMNS), flush=True)
     for reg, s, opts in jobs:
-        key = json.dumps([args.preset, reg, s, opts, args.seed], sort_keys=True)
+        key = json.dumps([args.preset, reg, s, opts, args.seed, args.epochs], sort_keys=True)
         if key in done:
             print(fmt(done[key]) + "  (cached)", flush=True)
             continue
-        spec = build_spec(args.preset, regs=[reg], strengths={reg: s})
+        spec = build_spec(args.preset, regs=[reg], strengths={reg: s}, epochs=args.epochs)
         cfg = run_config(spec, reg, args.seed).replace(reg_options=dict(opts)).validate()
         t0 = time.perf_counter()
         trainer = build_trainer(cfg, data=data, device="cpu", show_progress=False)
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         model = trainer.model.eval()
         groups = find_groups(model, data.example_input())
         row = {"preset": args.preset, "reg": reg, "strength": s, "options": opts, "seed": args.seed,
+               "epochs": args.epochs,
                "acc": hist[-1]["test_acc"], "train_s": wall, **measure(model, groups, data, test)}
         print(fmt(row), flush=True)
         if out is not None:

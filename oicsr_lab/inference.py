@@ -131,7 +131,8 @@ class EvalBatches:
                                  input_size=input_size, num_workers=0)
         n = len(split)
         head = min(int(first_batch or batch_size), self.batch_size, n)
-        self.bounds = ([(0, head)] if n else []) + [(a, min(a + self.batch_size, n)) for a in range(head, n, self.batch_size)]
+        rest = [(a, min(a + self.batch_size, n)) for a in range(head, n, self.batch_size)]
+        self.bounds = ([(0, head)] if n else []) + rest
         shape = split.images.shape[1:] if hasattr(split, "images") else (3, input_size, input_size)
         per_image = 4 * math.prod(shape)
         self._cached: list[tuple[torch.Tensor, torch.Tensor]] | None = None

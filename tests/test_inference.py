@@ -37,12 +37,16 @@ def data():
     return load_dataset("cifar10-sample")
 
 
-@pytest.mark.parametrize("name", ["resnet20", "vgg16_bn", "densenet40", "preact_seresnet18", "torchvision:mobilenet_v2"])
+MODELS = ["resnet20", "vgg16_bn", "densenet40", "preact_seresnet18", "torchvision:mobilenet_v2"]
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_inference_copy_matches_the_masked_model_and_leaves_it_alone(name):
     """Pruned + folded + channels_last logits equal the masked model's (float rounding); the source is untouched."""
     torch.manual_seed(0)
-    model = _random_bn(build_model(name, 10, width=0.5) if not name.startswith("torchvision") else build_model(name, 10))
-    size = 32 if not name.startswith("torchvision") else 64
+    tv = name.startswith("torchvision")
+    model = _random_bn(build_model(name, 10) if tv else build_model(name, 10, width=0.5))
+    size = 64 if tv else 32
     x = torch.randn(6, 3, size, size)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     groups = find_groups(model, x[:1])
