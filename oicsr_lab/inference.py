@@ -16,7 +16,7 @@ Folding BN changes the order of floating-point operations, so logits differ from
 model by float rounding (~1e-5); top-1 decisions only differ on near-ties.
 
 ``precision="bf16"`` runs the forward passes under bfloat16 autocast. On CPUs with native bf16
-arithmetic (AVX512-BF16, AMX) that is ~3x faster again; ``"auto"`` picks it there and fp32
+arithmetic (AVX512-BF16, AMX) that is ~2.5x faster again; ``"auto"`` picks it there and fp32
 everywhere else. Measured on the four course-trained ResNet-20 runs over the 10,000 CIFAR-10 test
 images (docs/results.md): 99.3-100 % of top-1 predictions agree with fp32, and the accuracies
 differ by at most 0.34 points, a tenth of the ±3-point sampling band of a 1,000-image readout.

@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping
 
 import ipywidgets as W
 import plotly.graph_objects as go
-import torch
 import torch.nn as nn
 
 from ..data import DatasetSplits, Split
@@ -43,7 +42,7 @@ class PruningExplorer(DisplayMixin):
     thread, ``debounce_s`` after the controls settle, in batches of ``batch_size`` (the first one
     ``first_batch`` long, for an early estimate with its ~95 % band); a newer request stops it at the
     next batch. Accuracies are cached per run and kept-channel set, so revisited positions are instant.
-    ``precision="auto"`` evaluates in bf16 on CPUs with native bf16 (~3x faster, within a few tenths
+    ``precision="auto"`` evaluates in bf16 on CPUs with native bf16 (~2.5x faster, within a few tenths
     of a point of fp32; :mod:`oicsr_lab.inference`), in fp32 elsewhere; ``"fp32"`` forces exact fp32.
     """
 
@@ -312,8 +311,9 @@ class PruningExplorer(DisplayMixin):
     ) -> dict[tuple, float] | None:
         """Evaluate each (run, key, plan) on the held-out subset; None as soon as the request is stale.
 
-        Each plan is evaluated on its physically pruned, BN-folded copy (:func:`~oicsr_lab.inference.inference_copy`,
-        so a pruned network costs its pruned FLOPs) over batches normalised once. Pruned runs go
+        Each plan is evaluated on its physically pruned, BN-folded copy
+        (:func:`~oicsr_lab.inference.inference_copy`: a pruned network costs only its pruned FLOPs)
+        over batches normalised once. Pruned runs go
         first, then the dense references; within each phase the runs advance batch by batch together,
         and ``on_partial({key: (acc so far, images so far, ~95 % half-width)})`` is called after every
         batch so the readout can show side-by-side estimates early.
