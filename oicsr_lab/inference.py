@@ -183,13 +183,19 @@ class EvalBatches:
 def estimate_interval(hits: int, seen: int, total: int, z: float = 1.96) -> tuple[float, float]:
     """Accuracy estimate (%) and its ~95 % half-width after ``seen`` of ``total`` images.
 
-    Normal approximation to the binomial with the finite-population correction (the estimate is
-    exact, width 0, once every image is seen); a Wilson-style floor keeps the width non-zero at
-    0 % or 100 % on a partial sample.
+    A Wilson score interval (it keeps its coverage near 0 % and 100 %, where collapsed pruned
+    networks sit) with the finite-population correction, since the ``seen`` images are drawn
+    without replacement from the ``total``: the effective sample size is ``seen / fpc**2``. The
+    half-width is the larger side of that interval around the estimate, so the symmetric band is
+    conservative; it is 0 once every image is seen.
     """
     if seen <= 0:
         return 0.0, 100.0
     p = hits / seen
-    fpc = math.sqrt(max(0.0, (total - seen) / max(1, total - 1))) if total > seen else 0.0
-    var = max(p * (1 - p), 1.0 / (seen + 4)) / seen  # floor: the rule-of-three scale when p is 0 or 1
-    return 100.0 * p, 100.0 * z * math.sqrt(var) * fpc
+    if seen >= total:
+        return 100.0 * p, 0.0
+    n = seen * (total - 1) / (total - seen)  # seen / fpc**2
+    d = 1.0 + z * z / n
+    center = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return 100.0 * p, 100.0 * max(p - (center - half), center + half - p)

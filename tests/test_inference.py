@@ -108,16 +108,28 @@ def test_estimate_interval_is_exact_at_the_end_and_shrinks():
 @settings(max_examples=25, deadline=None)
 @given(acc=st.floats(0.05, 0.95), seen=st.sampled_from([100, 250, 500]), seed=st.integers(0, 2**16))
 def test_estimate_interval_covers_the_final_accuracy_about_95_percent_of_the_time(acc, seen, seed):
-    """Partial estimates on random orderings of a fixed 1,000-image population cover its accuracy."""
+    """Partial estimates on random orderings of a fixed 1,000-image population cover its accuracy.
+
+    The measured worst coverage over this domain is 94 % (3,000 draws per point on a grid); 91 % of
+    1,000 draws is four standard errors below it.
+    """
     rng = random.Random(seed)
     population = [1] * round(acc * 1000) + [0] * (1000 - round(acc * 1000))
     truth = 100.0 * sum(population) / 1000
     covered = 0
-    for _ in range(400):
+    for _ in range(1000):
         sample = rng.sample(population, seen)
         est, half = estimate_interval(sum(sample), seen, 1000)
         covered += abs(est - truth) <= half + 1e-9
-    assert covered / 400 >= 0.88
+    assert covered / 1000 >= 0.91
+
+
+def test_estimate_interval_keeps_a_real_band_near_chance_and_perfect_accuracy():
+    """Near 0 % or 100 % the Wilson band stays wide enough (a collapsed network sits at ~10 %)."""
+    for hits in (0, 3, 97, 100):
+        est, half = estimate_interval(hits, 100, 1000)
+        assert half >= 2.5 and 0 <= est <= 100
+    assert estimate_interval(50, 100, 1000)[1] == pytest.approx(9.3, abs=0.3)  # ~1.96 * sqrt(.25 * .9 / 100)
 
 
 def test_sweep_accuracy_equals_the_masked_model(data):
