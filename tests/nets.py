@@ -34,3 +34,15 @@ def chain_groups() -> GroupSet:
         ChannelGroup("conv1", 8, (Slice("conv1", "out", r8), Slice("bn1", "bn", r8), Slice("conv2", "in", r8))),
         ChannelGroup("conv2", 12, (Slice("conv2", "out", r12), Slice("bn2", "bn", r12), Slice("fc", "in", r12, 16))),
     ])
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """``model`` in eval mode with random BN affine and running statistics (distinct energies, something to fold)."""
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.05, 1.5)
+            m.bias.data.normal_(0.0, 0.2)
+            m.running_mean.normal_(0.0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()

@@ -19,17 +19,7 @@ from oicsr_lab.models import build_model
 from oicsr_lab.pruning import apply_masks, global_greedy_plan
 from oicsr_lab.train import evaluate
 
-
-def _random_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Randomise BN affine and running statistics, so folding has something to fold."""
-    torch.manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.05, 1.5)
-            m.bias.data.normal_(0.0, 0.2)
-            m.running_mean.normal_(0.0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+from nets import randomize_bn
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +35,7 @@ def test_inference_copy_matches_the_masked_model_and_leaves_it_alone(name):
     """Pruned + folded + channels_last logits equal the masked model's (float rounding); the source is untouched."""
     torch.manual_seed(0)
     tv = name.startswith("torchvision")
-    model = _random_bn(build_model(name, 10) if tv else build_model(name, 10, width=0.5))
+    model = randomize_bn(build_model(name, 10) if tv else build_model(name, 10, width=0.5))
     size = 64 if tv else 32
     x = torch.randn(6, 3, size, size)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -65,7 +55,7 @@ def test_inference_copy_matches_the_masked_model_and_leaves_it_alone(name):
 
 
 def test_fold_batchnorm_removes_bn_after_convs_and_keeps_untraceable_models():
-    model = _random_bn(build_model("resnet20", 10, width=0.25))
+    model = randomize_bn(build_model("resnet20", 10, width=0.25))
     folded = fold_batchnorm(inference_copy(model, fold_bn=False))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
 
@@ -86,7 +76,7 @@ def test_fold_batchnorm_removes_bn_after_convs_and_keeps_untraceable_models():
 @pytest.mark.parametrize("max_cached_bytes", [256 * 2**20, 0])
 def test_eval_batches_accuracy_equals_evaluate(data, max_cached_bytes):
     """Cached or per-batch normalisation: same images, same labels, same accuracy as ``evaluate``."""
-    model = _random_bn(build_model("resnet20", 10, width=0.25))
+    model = randomize_bn(build_model("resnet20", 10, width=0.25))
     split = data.test.subset(230, seed=1)
     batches = EvalBatches(split, data.mean, data.std, batch_size=100, max_cached_bytes=max_cached_bytes)
     assert batches.bounds == [(0, 100), (100, 200), (200, 230)] and batches.num_images == 230
@@ -136,7 +126,7 @@ def test_sweep_accuracy_equals_the_masked_model(data):
     """Figure 4's sweep measures through inference copies; each row equals masking the dense model."""
     from oicsr_lab.experiments.sweep import sweep_model
 
-    model = _random_bn(build_model("resnet20", 10, width=0.5), seed=3)
+    model = randomize_bn(build_model("resnet20", 10, width=0.5), seed=3)
     x = data.example_input()
     groups = find_groups(model, x)
     split = data.test.subset(300, seed=2)
@@ -176,7 +166,7 @@ def test_precision_resolves_and_bad_names_are_refused():
 
 def test_bf16_accuracy_stays_close_to_fp32(data):
     """bf16 autocast changes few top-1 decisions (measured on trained runs: >= 99.3 % agree)."""
-    model = _random_bn(build_model("resnet20", 10, width=0.5), seed=5)
+    model = randomize_bn(build_model("resnet20", 10, width=0.5), seed=5)
     groups = find_groups(model, data.example_input())
     plan = global_greedy_plan(model, groups, channel_energy(model, groups), 0.3, max_layer_ratio=0.5)
     split = data.test.subset(500, seed=4)

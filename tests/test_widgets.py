@@ -24,20 +24,15 @@ from oicsr_lab.train import evaluate
 from oicsr_lab.widgets import ChannelViewer, EnergyExplorer, PruningExplorer
 from oicsr_lab.widgets._common import LatestOnly
 
+from nets import randomize_bn
+
 N_EVAL = 100
 
 
 def _random_model(seed: int) -> nn.Module:
     """resnet20 at width 0.25 with random BN affine and running statistics."""
     torch.manual_seed(seed)
-    model = build_model("resnet20", 10, width=0.25)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.05, 1.5)
-            m.bias.data.normal_(0.0, 0.2)
-            m.running_mean.normal_(0.0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return randomize_bn(build_model("resnet20", 10, width=0.25), seed)
 
 
 @pytest.fixture(scope="module", autouse=True)
