@@ -28,8 +28,7 @@ from oicsr_lab.train import load_trained
 def predictions(net: torch.nn.Module, batches: EvalBatches) -> tuple[torch.Tensor, float]:
     """Top-1 predictions of ``net`` over every batch, in the batches' precision, and the seconds it took."""
     t = time.perf_counter()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=batches.precision == "bf16"):
-        out = torch.cat([net(x).argmax(1) for x, _ in batches])
+    out = torch.cat([batches.predict(net, i) for i in range(len(batches))])
     return out, time.perf_counter() - t
 
 

@@ -7,7 +7,7 @@ of a Figure 4 sweep). Two things make that cheap on a CPU:
 * :func:`inference_copy` — an eval-only copy that is physically pruned (so it costs the pruned
   FLOPs, not the dense ones, unlike masking), with every BatchNorm folded into the convolution
   before it (``torch.fx.experimental.optimization.fuse``) and, for image models, channels_last
-  weights (oneDNN's fast layout). On ResNet-56 this is 1.6-2.0x faster than evaluating the
+  weights (oneDNN's fast layout). On ResNet-56 this is 1.6-2.2x faster than evaluating the
   masked model (``benchmarks/bench_widgets.py`` prints the ratio measured side by side).
 * :class:`EvalBatches` — the held-out split normalised once into ready batches, so each
   evaluation is only forward passes.
@@ -166,12 +166,14 @@ class EvalBatches:
         return (self.batch(i) for i in range(len(self)))
 
     @torch.inference_mode()
+    def predict(self, net: nn.Module, i: int) -> torch.Tensor:
+        """Top-1 predictions of ``net`` (eval mode) on batch ``i``, in ``self.precision``."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return net(self.batch(i)[0]).argmax(1)
+
     def correct(self, net: nn.Module, i: int) -> int:
         """Top-1 hits of ``net`` (eval mode) on batch ``i``."""
-        x, y = self.batch(i)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            logits = net(x)
-        return int((logits.argmax(1) == y).sum().item())
+        return int((self.predict(net, i) == self.batch(i)[1]).sum().item())
 
     def accuracy(self, net: nn.Module) -> float:
         """Top-1 accuracy (%) of ``net`` on all batches."""
