@@ -1,0 +1,154 @@
+"""The criterion object, the registry of names, scores that remember how they were made, normalisations.
+
+Every criterion scores the channels of the out-in-channel groups :func:`~oicsr_lab.groups.find_groups`
+returns (one score per channel of each group; *lower = pruned first*). A criterion is a small class
+registered under one name (:data:`REGISTRY`, modelled on Torch-Pruning's ``Importance`` objects); the
+name is the only string the rest of the lab uses (plans, the Figure 4 sweep, notebooks, widgets).
+Weight-only criteria read the weights; data-driven ones (``needs_data``) run a few calibration
+batches (:class:`~oicsr_lab.criteria.calibration.Calibration`, training or validation split only).
+
+Normalisation across layers (unpublished, reference section 3) applies to every criterion:
+``none`` (raw), ``layer_sum`` (``s_i / sum_j s_j``), ``layer_max`` (``s_i / max_j s_j``),
+``per_element`` (``s_i / n_i``, the number of weights the criterion sums for channel ``i``; 1 for
+criteria that do not sum weights, so there it equals ``none``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..groups.types import ChannelGroup
+
+NORMALIZATIONS = ("none", "layer_sum", "layer_max", "per_element")
+FAMILIES = ("energy", "norm", "geometry", "random", "activation", "gradient")
+
+__all__ = ["Criterion", "ChannelScores", "ScoreContext", "REGISTRY", "register", "get_criterion", "names",
+           "criteria_table", "normalize_scores", "NORMALIZATIONS", "FAMILIES"]
+
+
+class ChannelScores(dict):
+    """``{group_name: 1-D float tensor}`` that remembers how it was computed.
+
+    ``criterion``/``normalize``: the registry name and normalisation; ``batches``/``images``/``split``:
+    how much calibration data a data-driven criterion used (0 / None for weight-only criteria).
+    """
+
+    def __init__(self, data: dict, criterion: str, normalize: str, batches: int = 0, images: int = 0,
+                 split: str | None = None) -> None:
+        super().__init__(data)
+        self.criterion = criterion
+        self.normalize = normalize
+        self.batches = batches
+        self.images = images
+        self.split = split
+
+    def provenance(self) -> dict[str, Any]:
+        """Plain-data description (criterion, normalisation, calibration batches/images/split)."""
+        return {"criterion": self.criterion, "normalize": self.normalize, "batches": self.batches,
+                "images": self.images, "split": self.split}
+
+
+@dataclass
+class ScoreContext:
+    """What a criterion's ``raw`` sees: the model, the groups to score and the options."""
+
+    model: nn.Module
+    groups: list[ChannelGroup]
+    include_bn: bool = False
+    seed: int = 0
+    calibration: Any = None  # a Calibration for data-driven criteria
+    cache: dict[Any, torch.Tensor] = field(default_factory=dict)  # per-module reductions shared by groups
+
+
+class Criterion:
+    """One channel-importance criterion: ``raw`` scores per group (higher = more important).
+
+    Subclasses set ``name`` (the registry key), ``family``, ``needs_data``, ``summary`` and
+    ``reference``; ``zero_is_least`` says a channel whose weights are all zero scores 0 (the
+    lowest). Call an instance like a function: ``get_criterion("l1")(model, groups)``.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    needs_data: ClassVar[bool] = False
+    zero_is_least: ClassVar[bool] = True
+    summary: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        """Unnormalised scores ``{group name: float tensor of length size}`` for ``ctx.groups``."""
+        raise NotImplementedError
+
+    def elements(self, ctx: ScoreContext, group: ChannelGroup) -> int:
+        """Weights one channel of ``group`` sums over (the ``per_element`` divisor); 1 by default."""
+        return 1
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options that change the result (shown in ``repr``)."""
+        return {}
+
+    def __call__(self, model: nn.Module, groups: Any, normalize: str = "layer_max", **kw: Any):
+        """Score ``groups`` of ``model``; keywords as :func:`~oicsr_lab.criteria.score_channels`."""
+        from .score import score_channels
+
+        return score_channels(model, groups, self, normalize, **kw)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({opts})"
+
+
+REGISTRY: dict[str, type[Criterion]] = {}
+
+
+def register(cls: type[Criterion]) -> type[Criterion]:
+    """Class decorator: add a criterion to :data:`REGISTRY` under ``cls.name`` (names are unique)."""
+    if not cls.name or cls.name in REGISTRY or cls.family not in FAMILIES:
+        raise AssertionError(f"criterion {cls.__name__}: name {cls.name!r} missing or taken, or family {cls.family!r}")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def names(needs_data: bool | None = None) -> tuple[str, ...]:
+    """Registered criterion names in registry order (``needs_data`` False/True filters)."""
+    return tuple(n for n, c in REGISTRY.items() if needs_data is None or c.needs_data == needs_data)
+
+
+def get_criterion(criterion: "str | Criterion", **options: Any) -> Criterion:
+    """The criterion object for a registry name (``options`` go to its constructor), or ``criterion`` itself."""
+    if isinstance(criterion, Criterion):
+        if options:
+            raise ConfigError(f"options {sorted(options)} given with an already built criterion {criterion!r}")
+        return criterion
+    cls = REGISTRY.get(criterion) if isinstance(criterion, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown criterion {criterion!r}; choose one of {', '.join(REGISTRY)}")
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ConfigError(f"criterion {criterion!r} does not take options {sorted(options)} ({e})") from e
+
+
+def criteria_table() -> list[dict[str, Any]]:
+    """One row per registered criterion: name, family, needs_data, summary, reference (for docs and menus)."""
+    return [{"name": c.name, "family": c.family, "needs_data": c.needs_data, "summary": c.summary,
+             "reference": c.reference} for c in REGISTRY.values()]
+
+
+def normalize_scores(raw: torch.Tensor, normalize: str, elements: int = 1) -> torch.Tensor:
+    """Apply one of ``NORMALIZATIONS`` to one group's raw scores."""
+    tiny = torch.finfo(raw.dtype).tiny
+    if normalize == "none":
+        return raw
+    if normalize == "layer_sum":
+        return raw / raw.sum().clamp_min(tiny)
+    if normalize == "layer_max":
+        return raw / raw.max().clamp_min(tiny) if raw.numel() else raw
+    if normalize == "per_element":
+        return raw / max(elements, 1)
+    raise ConfigError(f"unknown normalize {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")

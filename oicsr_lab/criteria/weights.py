@@ -1,0 +1,217 @@
+"""Weight-only criteria: out-in energy (eq. 5), out / in energy, L1 filter norm, BN |gamma|, FPGM, random.
+
+Out-in-channel energy (eq. 5), for channel ``i`` of a group whose producer is layer ``l`` and
+consumer is layer ``l+1``::
+
+    E_i = ||W^l[i, :, :, :]||^2 + ||W^{l+1}[:, i, :, :]||^2
+
+generalised to any group as the sum of squared weights over *every* slice the channel owns:
+all ``out`` filters, ``dw`` (depthwise) filters and ``in`` slices (a Linear after flatten
+contributes its column block). A grouped convolution inside a group is owned whole (its ``out``
+rows hold every weight its ``in`` channels touch), so its weights are counted once, as rows.
+Biases are not part of ``W``; ``include_bn=True`` adds ``gamma_i^2 + beta_i^2`` of every BN slice.
+
+Baselines: ``out`` = ``||W^l[i]||^2`` (GL/L2), ``in`` = ``||W^{l+1}[:, i]||^2`` (the consumer side
+alone), ``l1`` = ``||W^l[i]||_1`` (Li et al. 2017, "Pruning Filters for Efficient ConvNets"),
+``bn_gamma`` = ``|gamma_i|`` (Liu et al. 2017, Network Slimming; mean over the group's BN slices),
+``fpgm`` = ``sum_j ||F_i - F_j||_2`` over the group's filters (He et al. 2019, geometric median:
+the filters nearest the others' median are the most replaceable), ``random`` = uniform scores
+from a seeded generator (the floor every criterion should beat).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..groups.types import ChannelGroup, Slice
+from .base import Criterion, ScoreContext, register
+
+_CONV = nn.modules.conv._ConvNd
+
+
+def grouped_conv(mod: nn.Module) -> bool:
+    """True for a Conv with ``1 < groups`` that is not depthwise (``groups == in == out``)."""
+    return isinstance(mod, _CONV) and mod.groups > 1 and not (mod.groups == mod.in_channels == mod.out_channels)
+
+
+def _reduce(mod: nn.Module, what: str) -> torch.Tensor:
+    """Per-index reduction ``what`` of a module (rows2, rows1, cols2, bn2, gamma)."""
+    w = getattr(mod, "weight", None)
+    if what == "rows2":  # ||W[i]||^2 over dim 0
+        return w.detach().flatten(1).float().pow(2).sum(1)
+    if what == "rows1":  # ||W[i]||_1 over dim 0
+        return w.detach().flatten(1).float().abs().sum(1)
+    if what == "cols2":  # ||W[:, j]||^2 per input channel / column (grouped convs: within j's group)
+        w = w.detach().float()
+        if isinstance(mod, nn.Linear):
+            return w.pow(2).sum(0)
+        g = mod.groups
+        out, inpg = w.shape[0], w.shape[1]
+        return w.reshape(g, out // g, inpg, -1).pow(2).sum((1, 3)).flatten()
+    if w is None:
+        raise ConfigError(f"{type(mod).__name__} has no affine weight; use another criterion")
+    if what == "gamma":
+        return w.detach().float().abs()
+    b = mod.bias.detach().float() if mod.bias is not None else torch.zeros_like(w)
+    return w.detach().float().pow(2) + b.pow(2)  # bn2
+
+
+def _cached(ctx: ScoreContext, module: str, what: str) -> torch.Tensor:
+    """``_reduce`` computed once per (module, what) and shared by every group touching the module."""
+    key = (module, what)
+    if key not in ctx.cache:
+        ctx.cache[key] = _reduce(ctx.model.get_submodule(module), what)
+    return ctx.cache[key]
+
+
+def _index(s: Slice, device: torch.device) -> torch.Tensor:
+    """Weight indices owned by the slice's channels, shape (size, block)."""
+    idx = torch.as_tensor(s.indices, dtype=torch.long, device=device)
+    if s.block == 1:
+        return idx[:, None]
+    return idx[:, None] * s.block + torch.arange(s.block, device=device)
+
+
+def _gather(values: torch.Tensor, s: Slice) -> torch.Tensor:
+    """Sum of ``values`` over each channel's indices in slice ``s``."""
+    return values[_index(s, values.device)].sum(1).cpu()
+
+
+def _elements(model: nn.Module, s: Slice, include_bn: bool) -> int:
+    """Number of weights one channel owns in slice ``s`` (for ``per_element``)."""
+    mod = model.get_submodule(s.module)
+    if s.kind in ("out", "dw"):
+        return mod.weight[0].numel()
+    if s.kind == "in":
+        if isinstance(mod, nn.Linear):
+            return mod.out_features * s.block
+        return (mod.weight.shape[0] // mod.groups) * mod.weight[0, 0].numel() * s.block
+    if s.kind == "bn" and include_bn and getattr(mod, "weight", None) is not None:
+        return 1 + (mod.bias is not None)
+    return 0
+
+
+class _SliceSum(Criterion):
+    """A sum of one per-index reduction over the group's slices of some kinds."""
+
+    family = "energy"
+    kinds: tuple[str, ...] = ("out",)
+    what = "rows2"
+
+    def counted(self, ctx: ScoreContext, s: Slice) -> bool:
+        """Whether slice ``s`` contributes."""
+        return s.kind in self.kinds
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        out = {}
+        for g in ctx.groups:
+            total = torch.zeros(g.size)
+            for s in g.slices:
+                if self.counted(ctx, s):
+                    total += _gather(_cached(ctx, s.module, self.what), s)
+            out[g.name] = total
+        return out
+
+    def elements(self, ctx: ScoreContext, group: ChannelGroup) -> int:
+        return sum(_elements(ctx.model, s, ctx.include_bn) for s in group.slices if self.counted(ctx, s))
+
+
+@register
+class OutInEnergy(_SliceSum):
+    name, kinds = "out_in", ("out", "dw", "in", "bn")
+    summary = "eq. 5: squared weights of the whole out-in-channel (filters + consumer columns)"
+    reference = "Li et al., OICSR, CVPR 2019"
+    _what = {"out": "rows2", "dw": "rows2", "in": "cols2", "bn": "bn2"}
+
+    def counted(self, ctx: ScoreContext, s: Slice) -> bool:
+        if s.kind == "in":  # a grouped conv's in-columns are its out rows, already counted
+            return not grouped_conv(ctx.model.get_submodule(s.module))
+        return s.kind != "bn" or ctx.include_bn
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        out = {}
+        for g in ctx.groups:
+            total = torch.zeros(g.size)
+            for s in g.slices:
+                if self.counted(ctx, s):
+                    total += _gather(_cached(ctx, s.module, self._what[s.kind]), s)
+            out[g.name] = total
+        return out
+
+
+@register
+class OutEnergy(_SliceSum):
+    name, kinds, what = "out", ("out",), "rows2"
+    summary = "squared weights of the channel's filters only (out-channel, GL/L2 baselines)"
+    reference = "Wen et al., NIPS 2016 (group lasso)"
+
+
+@register
+class InEnergy(_SliceSum):
+    name, kinds, what = "in", ("in",), "cols2"
+    summary = "squared weights of the channel's consumer columns only (in-channel)"
+    reference = "Li et al., OICSR, CVPR 2019 (the in-channel half of eq. 5)"
+
+
+@register
+class L1FilterNorm(_SliceSum):
+    name, kinds, what, family = "l1", ("out",), "rows1", "norm"
+    summary = "L1 norm of the channel's filters"
+    reference = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017"
+
+
+@register
+class BNGamma(Criterion):
+    name, family = "bn_gamma", "norm"
+    summary = "|gamma| of the channel's BatchNorm (mean over its BN slices)"
+    reference = "Liu et al., Network Slimming, ICCV 2017"
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        out = {}
+        for g in ctx.groups:
+            bns = g.bn_slices
+            if not bns:
+                raise ConfigError(f"group {g.name!r} has no BatchNorm slice; criterion 'bn_gamma' needs BN")
+            out[g.name] = sum(_gather(_cached(ctx, s.module, "gamma"), s) for s in bns) / len(bns)
+        return out
+
+
+@register
+class FPGM(Criterion):
+    name, family, zero_is_least = "fpgm", "geometry", False
+    summary = "sum of L2 distances of the channel's filter to the other filters of its group (geometric median)"
+    reference = "He et al., Filter Pruning via Geometric Median, CVPR 2019"
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        out = {}
+        for g in ctx.groups:
+            f = _filters(ctx.model, g)
+            out[g.name] = torch.cdist(f[None], f[None])[0].sum(1).float()
+        return out
+
+
+def _filters(model: nn.Module, g: ChannelGroup) -> torch.Tensor:
+    """One row per channel: its filters (``out``/``dw`` rows) concatenated; consumer columns when it has none."""
+    rows = []
+    for s in g.slices:
+        w = model.get_submodule(s.module).weight.detach().double().cpu()
+        if s.kind in ("out", "dw"):
+            rows.append(w[list(s.indices)].reshape(g.size, -1))
+    if not rows:
+        for s in g.in_slices:
+            w = model.get_submodule(s.module).weight.detach().double().cpu()
+            rows.append(w[:, _index(s, w.device).flatten()].transpose(0, 1).reshape(g.size, -1))
+    return torch.cat(rows, 1) if rows else torch.zeros(g.size, 1, dtype=torch.float64)
+
+
+@register
+class RandomScores(Criterion):
+    name, family, zero_is_least = "random", "random", False
+    summary = "uniform random scores from a seeded generator (the floor)"
+    reference = "Mittal et al., Recovering from Random Pruning, WACV 2018"
+
+    def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
+        gen = torch.Generator().manual_seed(int(ctx.seed))
+        return {g.name: torch.rand(g.size, generator=gen) for g in ctx.groups}
