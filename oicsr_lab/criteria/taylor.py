@@ -52,6 +52,9 @@ class TaylorFirstOrder(Criterion):
             return x * full.view(1, -1, *([1] * (x.dim() - 2)))
 
         def step(x: torch.Tensor, y: torch.Tensor) -> None:
+            if not ctx.groups:
+                per_batch.append({})
+                return
             gates.clear()
             for g in ctx.groups:
                 gates[g.name] = torch.ones(g.size, device=x.device, dtype=x.dtype, requires_grad=True)
