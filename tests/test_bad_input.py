@@ -126,7 +126,7 @@ RUN_CASES = [  # (argv with {root}/{run}, expected words, the file that must sta
     (["train", "--preset", "ci", "--resume", "--out", "{run}", "--epochs", "2"], "truncated or corrupt", "truncated"),
     (["eval", "{root}/truncated.pt"], "truncated or corrupt", None),
     (["eval", "{root}/garbage.pt"], "truncated or corrupt", None),
-    (["eval", "{root}/pruned.pt"], "not an oicsr-lab training checkpoint", None),
+    (["eval", "{root}/pruned.pt"], "records no data set; pass --data", None),
     (["eval", "{run}", "--data", "imagefolder:{root}/three"], "has 10 classes", None),
     (["prune", "--from", "{root}/truncated.pt", "--target", "0.3", "--out", "{out}"], "truncated.pt", None),
     (["prune", "--from", "{root}/other_arch.pt", "--target", "0.3", "--out", "{out}"], "architecture mismatch", None),

@@ -14,8 +14,8 @@ from ..errors import CheckpointError, ConfigError
 def _args(p: argparse.ArgumentParser) -> None:
     """Options of ``prune`` (plus the training options, which override the run's config)."""
     p.add_argument("--from", dest="source", default=None,
-                   help="a training run folder or its checkpoint.pt, or a save_pruned .pt file "
-                        "(default: train from scratch with the preset first)")
+                   help="a training run folder or its checkpoint.pt, a prune output folder or any .pt it saved, or a "
+                        "report folder (reproduce --out) with --reg [--seed] (default: train from scratch first)")
     p.add_argument("--target", type=float, required=True, help="FLOPs reduction to reach, e.g. 0.5 (of the dense FLOPs)")
     p.add_argument("--step", type=float, default=0.1, help="FLOPs removed per iteration, fraction of dense (default 0.1)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs of regularised retraining after each step")
@@ -37,43 +37,43 @@ _FIELDS = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_de
            "label_smoothing", "seed", "train_subset", "reg", "strength")
 
 
-def load_source(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any] | None]:
-    """``(model, training config dict)`` (for a pruned file only ``{"_arch": {model, width}}``) from a run folder, a checkpoint.pt or a save_pruned file."""
+def load_source(path: str | Path, reg: str | None = None, seed: int | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """``(model, training config dict)`` of anything ``oicsr-lab eval`` accepts (see :mod:`oicsr_lab.locate`).
+
+    For a save_pruned file outside a prune run the config is only ``{"_arch": {model, width}}``.
+    """
     import torch
 
-    from ..train.checkpoint import load_trained
-    from .serialize import FORMAT as PRUNED, load_pruned
+    from ..locate import locate_model
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / "checkpoint.pt"
-    if not p.is_file():
-        raise CheckpointError(f"{path}: no checkpoint there; pass a training run folder, its checkpoint.pt or a pruned .pt")
-    try:
-        fmt = torch.load(p, map_location="cpu", weights_only=True).get("format")
-    except Exception as e:
-        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}); check the path") from None
-    if fmt == PRUNED:
-        arch = torch.load(p, map_location="cpu", weights_only=True)["arch"]
-        hint = {"model": arch["name"], **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}
-        return load_pruned(p, map_location=device), {"_arch": hint}
-    model, blob = load_trained(p, map_location=device)
-    return model, blob.get("config")
+    src = locate_model(path, reg=reg, seed=seed)
+    if src.config is not None:
+        return src.model, dict(src.config)
+    arch = torch.load(src.path, map_location="cpu", weights_only=True)["arch"]
+    return src.model, {"_arch": {"model": arch["name"], **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}}
 
 
 @subcommand("prune", _args)
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune iteratively to a FLOPs target (Algorithm 1 per step, retraining with the regulariser between)."""
     from ..data import load_dataset
+    from ..experiments.reproduce import auto_threads
+    from ..locate import is_report_folder
     from ..models import build_model
     from ..train import TrainConfig, set_threads
-    from .iterative import prune_iteratively
+    from .iterative import PipelineSettings, prune_iteratively
 
-    from ..experiments.reproduce import auto_threads
-
+    # every option checked before anything is loaded, printed or written
+    PipelineSettings(target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,
+                     finetune_epochs=args.finetune_epochs, criterion=args.criterion, normalize=args.normalize,
+                     max_layer_ratio=args.max_layer_ratio, allow_coupled=args.allow_coupled,
+                     retrain_lr=args.retrain_lr).validate()
+    if not (0 < args.max_layer_ratio <= 1):
+        raise ConfigError(f"--max-layer-ratio must be in (0, 1], got {args.max_layer_ratio}; e.g. 0.5")
     set_threads(args.threads if args.threads is not None else auto_threads())
     if args.source:
-        model, cfg_dict = load_source(args.source)
+        report = is_report_folder(args.source)  # then --reg/--seed pick its run (and so match its config)
+        model, cfg_dict = load_source(args.source, *((args.reg, args.seed) if report else (None, None)))
         hint = (cfg_dict or {}).pop("_arch", None)
         cfg = TrainConfig.from_dict(cfg_dict) if cfg_dict else config_from_args(args)
         if hint:
@@ -89,6 +89,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         model, train_first = None, True
+    out = Path(args.out or f"runs/prune-{cfg.model}-{cfg.reg}")
+    if not args.resume and (out / "state.json").exists():
+        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
     data = load_dataset(cfg.dataset, root=args.data_dir)
     if model is not None:
         import torch
@@ -103,11 +106,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, num_classes=data.num_classes, width=cfg.width)
-    out = Path(args.out or f"runs/prune-{cfg.model}-{cfg.reg}")
     print(f"pruning {cfg.model} ({'trained: ' + str(args.source) if args.source else 'training first'}) to "
-          f"{args.target:.0%} FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, out={out}")
-    if not args.resume and (out / "state.json").exists():
-        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
+          f"remove {args.target:.0%} of its FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, "
+          f"out={out}")
     res = prune_iteratively(
         model, data, cfg, target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,
         finetune_epochs=args.finetune_epochs, criterion=args.criterion, normalize=args.normalize, out_dir=out,
