@@ -55,6 +55,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=int, help="train on this many images only")
     p.add_argument("--test-subset", type=int, help="evaluate on this many test images only")
+    p.add_argument("--val-images", type=int,
+                   help="class-balanced training images held out as the validation split (0: none)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="forward-pass arithmetic: auto = bf16 autocast on CPUs with native bf16 and AMP on CUDA")
     p.add_argument("--reg", help="l2, gl, l1bn, oicsr_gl, growl or oicsr_growl")
     p.add_argument("--strength", type=float, help="regularisation strength lambda_s")
     p.add_argument("--reg-option", action="append", default=[], metavar="KEY=VALUE",
@@ -75,7 +79,7 @@ def config_from_args(args: argparse.Namespace):
         k, v = kv.split("=", 1)
         opts[k] = _parse_value(v)
     fields = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
-              "label_smoothing", "seed", "train_subset", "test_subset", "reg", "strength")
+              "label_smoothing", "seed", "train_subset", "test_subset", "reg", "strength", "val_images", "precision")
     cfg = preset(args.preset, **{f: getattr(args, f, None) for f in fields})
     if opts:
         cfg = cfg.replace(reg_options=opts)
@@ -124,8 +128,9 @@ def _train(cfg, out: Path, args: argparse.Namespace, build_trainer) -> int:
         print(f"note: {note}", file=sys.stderr)
     if trainer.rank == 0:
         print(f"training {cfg.model} (width {cfg.width}) on {cfg.dataset} [{len(trainer.train_split)} train / "
-              f"{len(trainer.test_split)} test] for {cfg.epochs} epochs, reg={cfg.reg} strength={cfg.strength}, "
-              f"device={trainer.device}, out={out}")
+              f"{len(trainer.test_split)} test"
+              f"{f' / {len(trainer.val_split)} validation' if trainer.val_split is not None else ''}] for {cfg.epochs} "
+              f"epochs, reg={cfg.reg} strength={cfg.strength}, device={trainer.device} ({trainer.precision}), out={out}")
     history = trainer.fit(resume=args.resume)
     if trainer.rank == 0:
         for r in history[-3:]:

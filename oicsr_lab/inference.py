@@ -34,30 +34,12 @@ import torch.nn as nn
 
 from .data import make_loader
 from .errors import ConfigError
+from .precision import PRECISIONS, native_bf16, resolve_precision
 
 __all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval", "native_bf16", "resolve_precision",
            "PRECISIONS"]
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
 MAX_CACHED_BYTES = 256 * 2**20  # above this the evaluation images are normalised per batch instead
-
-
-def native_bf16() -> bool:
-    """True when this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 inference pays off."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except Exception:  # private helpers missing in this torch build: assume no
-        return False
-
-
-def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
-    """``"fp32"`` or ``"bf16"`` for ``precision`` in :data:`PRECISIONS` (``"auto"``: bf16 on a native-bf16 CPU)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    return "bf16" if torch.device(device).type == "cpu" and native_bf16() else "fp32"
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

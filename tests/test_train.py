@@ -253,14 +253,15 @@ def test_ddp_two_processes_match_one(sample_data, data_dir: Path, tmp_path: Path
     float32 and training steps amplify differences. Unsynchronised (per-rank) BN is ~4e-2 off.
     """
     args = ["--preset", "ci", "--epochs", "2", "--train-subset", "128", "--test-subset", "100", "--batch-size", "64",
-            "--lr", "0.001", "--device", "cpu", "--threads", "1", "--no-progress", "--data-dir", str(data_dir)]
+            "--lr", "0.001", "--device", "cpu", "--threads", "1", "--no-progress", "--data-dir", str(data_dir),
+            "--precision", "fp32"]  # an arithmetic comparison: bf16 rounding would swamp the 1e-4 tolerance
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), "-m", "oicsr_lab", "train", *args, "--out", str(tmp_path / "ddp")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "OICSR_LAB_PROGRESS": "0"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("final test accuracy") == 1  # only rank 0 reports
-    cfg = tiny(epochs=2, train_subset=128, lr=0.001)
+    cfg = tiny(epochs=2, train_subset=128, lr=0.001, precision="fp32")
     plain = trainer_for(cfg, sample_data)
     twins = Trainer(convert_cpu_sync_batchnorm(trainer_for(cfg, sample_data).model), sample_data, cfg,
                     device="cpu", show_progress=False)

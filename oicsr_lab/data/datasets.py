@@ -6,6 +6,7 @@ from memory; see :mod:`oicsr_lab.data.loader` for the batched augmentation.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -44,6 +45,39 @@ class Split:
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         return Split(self.images[idx], self.labels[idx])
 
+    def take(self, idx: torch.Tensor) -> "Split":
+        """The examples at ``idx`` (in that order)."""
+        return Split(self.images[idx], self.labels[idx])
+
+
+VAL_SEED = 20190611  # fixed: every run, seed and preset holds out the same validation images
+
+
+def holdout_indices(labels: torch.Tensor, n: int, num_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest, val)`` index tensors: a deterministic, class-balanced validation part of ``n`` examples.
+
+    Each class gives ``n // C`` examples (the first ``n % C`` classes one more), drawn by a fixed
+    permutation that depends on nothing but the labels, so the same ``n`` always yields the same
+    validation images whatever the run's seed. Both index tensors are sorted and disjoint.
+    """
+    labels = torch.as_tensor(labels)
+    total = len(labels)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n >= total:
+        raise ConfigError(f"validation size must be a whole number between 1 and {total - 1} "
+                          f"(the training split has {total} images), got {n!r}; pass e.g. --val-images {total // 10}")
+    classes = int(num_classes if num_classes is not None else int(labels.max()) + 1)
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(VAL_SEED))
+    by_class = [perm[labels[perm] == c] for c in range(classes)]
+    want = [n // classes + (1 if c < n % classes else 0) for c in range(classes)]
+    short = [c for c in range(classes) if len(by_class[c]) < want[c]]
+    if short:
+        raise ConfigError(f"validation size {n} needs {want[short[0]]} images of class {short[0]}, which has only "
+                          f"{len(by_class[short[0]])}; pass a smaller --val-images")
+    val = torch.cat([by_class[c][: want[c]] for c in range(classes)]).sort().values
+    keep = torch.ones(total, dtype=torch.bool)
+    keep[val] = False
+    return keep.nonzero().flatten(), val
+
 
 @dataclass
 class DatasetSplits:
@@ -57,10 +91,35 @@ class DatasetSplits:
     std: tuple[float, ...] = CIFAR_STD
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    val: Split | None = None  # held out of the original training split (see with_validation)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def with_validation(self, n: int | None) -> "DatasetSplits":
+        """A copy whose ``val`` holds ``n`` class-balanced training images and whose ``train`` holds the rest.
+
+        Deterministic (see :func:`holdout_indices`): every run that asks for ``n`` sees the same
+        validation images, disjoint from ``train`` and from ``test``. Choices (strengths,
+        criteria, normalisations) are made on ``val``; ``test`` is for reported numbers only.
+        ``n`` None or 0 returns ``self``; asking again for the same ``n`` returns ``self``.
+
+        Example:
+            >>> from oicsr_lab import load_dataset
+            >>> d = load_dataset("cifar10-sample").with_validation(500)
+            >>> len(d.train), len(d.val), int(d.val.labels.bincount().min())
+            (4500, 500, 50)
+        """
+        if not n:
+            return self
+        if self.val is not None:
+            if len(self.val) == n:
+                return self
+            raise ConfigError(f"{self.name}: a validation part of {len(self.val)} images is already held out; "
+                              f"cannot hold out {n} (load the data set again)")
+        rest, val = holdout_indices(self.train.labels, n, self.num_classes)
+        return dataclasses.replace(self, train=self.train.take(rest), val=self.train.take(val), notes=list(self.notes))
 
     @property
     def input_size(self) -> int:
@@ -105,8 +164,13 @@ def sample_path() -> Path:
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True, size: int | None = None,
-                 stream: bool | None = None, input_size: int = 224) -> DatasetSplits | StreamingSplits:
+                 stream: bool | None = None, input_size: int = 224,
+                 val_images: int | None = None) -> DatasetSplits | StreamingSplits:
     """Load a data set by name, e.g. ``load_dataset("cifar10-sample")``.
+
+    ``val_images``: hold out that many class-balanced training images as ``data.val`` (the
+    same ones every time; see :meth:`DatasetSplits.with_validation`), e.g. 5,000 of CIFAR-10's
+    50,000 or 500 of the sample's 5,000. Not available for streamed data.
 
     Names: ``cifar10-sample`` (shipped, offline), ``cifar10`` / ``cifar100`` (torchvision;
     downloaded into the data root when possible, else a CIFAR-10 ImageFolder archive found in
@@ -126,6 +190,18 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
         >>> len(data.train), len(data.test), data.num_classes, tuple(data.train.images.shape[1:])
         (5000, 1000, 10, (3, 32, 32))
     """
+    data = _load(name, root, download, size, stream, input_size)
+    if val_images:
+        if not isinstance(data, DatasetSplits):
+            raise ConfigError(f"{name}: a validation hold-out (val_images={val_images}) needs data decoded into memory; "
+                              f"streamed data has its own val/ folder (pass stream=False for small data)")
+        data = data.with_validation(val_images)
+    return data
+
+
+def _load(name: str, root: str | os.PathLike | None, download: bool, size: int | None, stream: bool | None,
+          input_size: int) -> DatasetSplits | StreamingSplits:
+    """:func:`load_dataset` without the validation hold-out."""
     if not isinstance(name, str) or not name:
         raise DataError(f"dataset name must be a non-empty string, got {name!r}")
     if stream is not None and not isinstance(stream, bool):

@@ -22,6 +22,7 @@ import torch.nn as nn
 from ..data import DatasetSplits, Split, StreamingSplit, StreamingSplits, make_loader
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
+from ..precision import autocast, needs_grad_scaler, resolve_train_precision
 from ..progress import progress
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -141,6 +142,11 @@ class Trainer:
         num_workers: int | None = None,
     ) -> None:
         self.config = config.validate()
+        if config.val_images:
+            if not isinstance(data, DatasetSplits):
+                raise ConfigError(f"val_images={config.val_images} needs data decoded into memory; streamed data "
+                                  f"keeps its own val/ folder (pass --val-images 0)")
+            data = data.with_validation(config.val_images)
         self.data = data
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.rank, self.world_size = dist_utils.rank_and_world()
@@ -157,11 +163,17 @@ class Trainer:
         if config.batch_size % self.world_size:
             raise ConfigError(f"batch size {config.batch_size} is not divisible by the {self.world_size} processes; "
                               f"pass a --batch-size that is a multiple of --nproc_per_node")
+        self.precision, note = resolve_train_precision(config.precision, self.device)
+        if note and self.rank == 0:
+            warnings.warn(note)
+        self.notes = [note] if note else []
+        self.scaler = torch.amp.GradScaler(self.device.type) if needs_grad_scaler(self.precision) else None
         self.net = dist_utils.wrap_ddp(self.model, self.device) if self.world_size > 1 else self.model
         if self.net is not self.model:
             self.model = self.net.module  # BN layers were swapped for their synchronised twins
         self.train_split = data.train.subset(config.train_subset, seed=config.seed)
         self.test_split = data.test.subset(config.test_subset, seed=config.seed)
+        self.val_split = getattr(data, "val", None)
         if len(self.train_split) < config.batch_size:
             raise ConfigError(f"the training split has {len(self.train_split)} images, fewer than one batch of "
                               f"{config.batch_size}; lower --batch-size or raise --train-subset")
@@ -202,9 +214,10 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly."""
         return {
-            "config": self.config.to_dict(), "arch": self.arch, "epoch": self.epoch,
+            "config": self.config.to_dict(), "arch": self.arch, "epoch": self.epoch, "precision": self.precision,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "history": self.history,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -214,6 +227,8 @@ class Trainer:
         self.model.load_state_dict(blob["model"])
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
+        if self.scaler is not None and blob.get("scaler"):
+            self.scaler.load_state_dict(blob["scaler"])
         self.epoch, self.history = int(blob["epoch"]), list(blob["history"])
         torch.set_rng_state(blob["rng"]["torch"].cpu())  # RNG states must be CPU byte tensors
         py = random.getstate()
@@ -258,6 +273,8 @@ class Trainer:
             else:
                 metrics = evaluate(self.model, self.data, self.test_split)
             record.update({f"test_{k}": v for k, v in metrics.items()})
+            if self.val_split is not None:
+                record.update({f"val_{k}": v for k, v in evaluate(self.model, self.data, self.val_split).items()})
             self.history.append(record)
             self._write_outputs()
             if self.on_epoch_end is not None:
@@ -286,18 +303,27 @@ class Trainer:
             except StopIteration:
                 break
             data_time += time.perf_counter() - td
-            out = self.net(x)
-            loss = self.criterion(out, y)
+            with autocast(self.precision, self.device):  # the forward pass only; weights stay fp32
+                out = self.net(x)
+            loss = self.criterion(out.float(), y)
             total = loss
             if reg is not None:
-                pen = reg.penalty(self.model)
+                pen = reg.penalty(self.model)  # fp32, outside autocast
                 if pen is not None:
                     total = loss + pen
             self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            if self.scaler is not None:
+                self.scaler.scale(total).backward()
+                self.scaler.unscale_(self.optimizer)  # the regulariser sees true gradients
+            else:
+                total.backward()
             if reg is not None:
                 reg.after_backward(self.model)
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             if reg is not None:
                 reg.after_step(self.model, self.optimizer.param_groups[0]["lr"])
             self.scheduler.step()
@@ -313,6 +339,7 @@ class Trainer:
             "epoch": self.epoch, "train_loss": (stats[0] / stats[2]).item(), "train_acc": 100 * (stats[1] / stats[2]).item(),
             "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed,
             "img_per_s": stats[2].item() / max(elapsed, 1e-9), "data_time_share": data_time / max(elapsed, 1e-9),
+            "precision": self.precision,
         }
         if reg is not None and hasattr(reg, "value"):
             record["reg_value"] = float(reg.value(self.model))
