@@ -8,6 +8,9 @@ A Conv/Linear layer costs ``macs = unit * out_width * (in_width / groups)`` wher
 number of output positions per example times the kernel area. Dropping one output channel
 saves ``unit * in_width / groups``; dropping one input channel saves ``unit * out_width / groups``
 -- both with the *current* widths on the other side, which is what Algorithm 1 accumulates.
+A grouped conv is pruned by whole conv groups (:mod:`oicsr_lab.groups.modules`): removing one
+group saves ``unit * (in/groups) * (out/groups)``, counted once through its ``out`` rows
+(``channel_flops`` does not count its ``in`` side again).
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ def _group_channel_macs(report: FlopsReport, group: ChannelGroup) -> int:
             continue
         if s.kind in ("out", "dw"):
             saved += lf.macs_per_out()
-        elif s.kind == "in":
+        elif s.kind == "in" and lf.groups == 1:  # a grouped conv's inputs go with its out rows (whole groups)
             saved += s.block * lf.macs_per_in()
     return saved
 

@@ -234,8 +234,11 @@ def test_handmade_structure():
     assert _slices(dw["pw"]) == {("pw", "out"), ("dw2", "dw"), ("c3", "in")}
 
     gr = find_groups(GroupedNet(), torch.randn(1, 3, 8, 8))
-    assert not gr["c1"].prunable and "grouped convolution 'g'" in gr["c1"].reason
-    assert not gr["g"].prunable and gr["c3"].prunable and gr["c4"].prunable
+    # whole conv groups: channel k = c1's outputs 4k..4k+3 = g's inputs and outputs of conv group k
+    assert gr["c1"].prunable and gr["c1"].size == 2 and "g" not in [g.name for g in gr]
+    assert [(s.module, s.kind, s.indices) for s in gr["c1"].slices] == [
+        (m, kind, (j, 4 + j)) for m, kind in (("c1", "out"), ("g", "in"), ("g", "out"), ("c3", "in")) for j in range(4)]
+    assert gr["c3"].prunable and gr["c4"].prunable
 
     se = find_groups(SENet(), torch.randn(1, 3, 8, 8))
     assert _slices(se["c1"]) == {("c1", "out"), ("bn1", "bn"), ("fc1", "in"), ("fc2", "out"), ("c2", "in")}
@@ -244,7 +247,8 @@ def test_handmade_structure():
 
     fh = find_groups(FlattenHead(), torch.randn(1, 3, 8, 8))
     assert fh["c1"].in_slices[0].block == 16 and fh["fc1"].prunable
-    assert fh.module_info["fc1"] == {"type": "Linear", "in_shape": (96,), "out_shape": (10,), "macs": 960, "calls": 1}
+    assert fh.module_info["fc1"] == {"type": "Linear", "in_shape": (96,), "out_shape": (10,), "groups": 1,
+                                          "macs": 960, "calls": 1}
 
     vh = find_groups(ViewHead(), torch.randn(1, 3, 8, 8))
     assert vh["c2"].in_slices[0].module == "fc" and vh["c2"].in_slices[0].block == 64
@@ -292,7 +296,7 @@ def test_cifar_resnet_paper_groups():
         assert sum(g.coupled for g in gs) == 3 and all("allow_coupled" in g.reason for g in gs if g.coupled)
         assert len(find_groups(model, torch.randn(1, 3, 32, 32), allow_coupled=True).prunable) == 3 * n + 3
     assert gs.module_info["layer2.0.conv1"] == {"type": "Conv2d", "in_shape": (16, 32, 32), "out_shape": (32, 16, 16),
-                                                "macs": 32 * 16 * 16 * 16 * 9, "calls": 1}
+                                                "groups": 1, "macs": 32 * 16 * 16 * 16 * 9, "calls": 1}
     assert gs.module_info["fc"]["in_shape"] == (64,) and gs.module_info["bn1"]["out_shape"] == (16, 32, 32)
 
 

@@ -23,7 +23,7 @@ from .types import ChannelGroup, Slice
 _REASONS = {
     "input": "carries the network input channels ({})",
     "output": "reaches the model output ({})",
-    "grouped": "touches grouped convolution {} (only groups=1 and depthwise groups=in=out convs are prunable)",
+    "grouped": "grouped convolution {}, so its conv groups cannot be removed",
     "shared": "weight sharing: {}",
     "mixed": "channels are mixed by {} (softmax over the channel dim)",
     "broadcast": "a single channel is broadcast across channels at {}",

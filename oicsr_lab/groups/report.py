@@ -27,6 +27,8 @@ def group_macs(group: ChannelGroup, module_info: dict[str, dict]) -> int:
             continue
         width_out, width_in = _widths(info)
         keep = (1 - min(n_out / max(width_out, 1), 1.0)) * (1 - min(n_in / max(width_in, 1), 1.0))
+        if int(info.get("groups", 1)) > 1:  # grouped conv: whole conv groups go, per-group widths stay
+            keep = 1 - min(n_out / max(width_out, 1), 1.0)
         total += info["macs"] * (1 - keep)
     return int(round(total))
 

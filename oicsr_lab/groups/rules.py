@@ -3,7 +3,7 @@
 Supported (anything else that receives a channel-carrying tensor raises
 :class:`~oicsr_lab.errors.UnsupportedModelError` naming the node):
 
-* leaf modules: Conv2d (groups=1, depthwise, other groups -> not prunable), Linear on
+* leaf modules (:mod:`.modules`): Conv2d (groups=1, depthwise, grouped: pruned by whole conv groups), Linear on
   ``(N, F)``, BatchNorm1d/2d, activations, dropout, pooling, padding, upsampling, Identity,
   Flatten, Softmax;
 * functions/methods: the functional forms of the above, elementwise add/sub/mul/div
@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from ..errors import UnsupportedModelError
 from .channels import ChannelGraph, Chan
+from .modules import ModuleRules
 from .ops import (
     ADD_FUNCS,
     ADD_METHODS,
@@ -36,7 +37,6 @@ from .ops import (
     MUL_METHODS,
     PASS_FUNCS,
     PASS_METHODS,
-    PASS_MODULES,
     PERMUTE_FUNCS,
     PERMUTE_METHODS,
     REDUCE_FUNCS,
@@ -52,7 +52,7 @@ from .ops import (
 )
 
 
-class Propagator:
+class Propagator(ModuleRules):
     """Walks a shape-propagated GraphModule and feeds channel ids into a ChannelGraph."""
 
     def __init__(self, gm: fx.GraphModule, graph: ChannelGraph) -> None:
@@ -167,83 +167,6 @@ class Propagator:
     def passthrough(self, node: fx.Node, carriers: list[fx.Node]) -> Chan:
         """Elementwise activations, pooling, dropout, padding, dtype no-ops."""
         return self.same_channels(node, self.first(node, carriers))
-
-    # ---- leaf modules -------------------------------------------------------------------
-    def visit_module(self, node: fx.Node, carriers: list[fx.Node]) -> Chan | None:
-        """Conv2d / Linear / BatchNorm and parameter-free leaf modules."""
-        name = str(node.target)
-        m = self.modules[name]
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)):
-            x = self.first(node, carriers) if carriers else None
-            out = self.parametric(node, name, m, x)
-            self.note_module(node, name, m)
-            return out
-        if not carriers:
-            return None
-        if (isinstance(m, nn.PReLU) and m.num_parameters == 1) or isinstance(m, PASS_MODULES):
-            return self.passthrough(node, carriers)
-        if isinstance(m, (nn.Flatten, nn.Unflatten)):
-            return self.reshape(node, self.first(node, carriers))
-        if isinstance(m, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
-            return self.softmax(node, self.first(node, carriers), m.dim)
-        raise self.fail(node, f"leaf module type {type(m).__name__} is not supported")
-
-    def parametric(self, node: fx.Node, name: str, m: nn.Module, x: Chan | None) -> Chan:
-        """Record out/in/bn/dw entries of a Conv2d, Linear or BatchNorm call."""
-        src = shape_of(node.args[0]) if node.args else None
-        if isinstance(m, nn.Conv2d):
-            if x is not None and (len(src) != 4 or x.block != 1 or len(x) != m.in_channels):
-                raise self.fail(node, f"Conv2d expects (N, {m.in_channels}, H, W) channels, got shape {src}")
-            if x is not None and m.groups > 1 and m.groups == m.in_channels == m.out_channels:
-                self.g.record(name, "dw", x.ids, owner=self.owner.get(name))
-                return Chan(x.ids)
-            if x is not None:
-                self.g.record(name, "in", x.ids, owner=self.owner.get(name))
-            out = self.g.new(m.out_channels)
-            self.g.record(name, "out", out, owner=self.owner.get(name))
-            if x is not None:
-                if m.groups > 1:
-                    self.g.flag(x.ids, "grouped", f"'{name}' (groups={m.groups})")
-                    self.g.flag(out, "grouped", f"'{name}' (groups={m.groups})")
-            return Chan(out)
-        if isinstance(m, nn.Linear):
-            if x is not None and (len(src) != 2 or len(x) * x.block != m.in_features):
-                raise self.fail(node, f"Linear is supported on (N, features) inputs only, got shape {src}; "
-                                      "flatten from dim 1 first")
-            if x is not None:
-                self.g.record(name, "in", x.ids, block=x.block, owner=self.owner.get(name))
-            out = self.g.new(m.out_features)
-            self.g.record(name, "out", out, owner=self.owner.get(name))
-            return Chan(out)
-        # BatchNorm
-        if x is None:
-            raise self.fail(node, "BatchNorm on a constant tensor")
-        if x.block != 1 or len(x) != m.num_features:
-            raise self.fail(node, f"BatchNorm over {m.num_features} features does not match "
-                                  f"{len(x)} channels x block {x.block}; use BatchNorm before flatten")
-        self.g.record(name, "bn", x.ids, owner=self.owner.get(name))
-        return Chan(x.ids)
-
-    def note_module(self, node: fx.Node, name: str, m: nn.Module) -> None:
-        """Fill module_info[name] with type, traced shapes (no batch dim), MACs and call count."""
-        src, out = shape_of(node.args[0]) if node.args else None, shape_of(node)
-        macs = 0
-        if isinstance(m, nn.Conv2d) and out is not None:
-            macs = math.prod(out[1:]) * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-        elif isinstance(m, nn.Linear) and out is not None:
-            macs = math.prod(out[1:]) * m.in_features
-        info = self.module_info.get(name)
-        if info is None:
-            self.module_info[name] = {
-                "type": type(m).__name__,
-                "in_shape": tuple(src[1:]) if src else None,
-                "out_shape": tuple(out[1:]) if out else None,
-                "macs": macs,
-                "calls": 1,
-            }
-        else:
-            info["calls"] += 1
-            info["macs"] += macs
 
     # ---- elementwise and structural ops ------------------------------------------------
     def binary(self, node: fx.Node, kind: str) -> Chan:

@@ -56,9 +56,19 @@ def _set(edits: list, t: torch.Tensor | None, index: Any, value: float) -> bool:
 
 
 def _in_index(s: Slice, i: int) -> tuple:
-    """Index of channel ``i``'s input columns in a consumer weight (dim 1)."""
+    """Index of channel ``i``'s input columns in a consumer's input (dim 1)."""
     cols = s.columns(i)
     return (slice(None), slice(cols.start, cols.stop))
+
+
+def _weight_in_index(m: nn.Module, s: Slice, i: int) -> tuple:
+    """Index of channel ``i``'s input columns in a consumer weight: grouped convs hold only their group's inputs."""
+    groups = getattr(m, "groups", 1)
+    if isinstance(m, nn.Conv2d) and groups > 1:
+        per_in, per_out = m.in_channels // groups, m.out_channels // groups
+        g, j = divmod(s.indices[i], per_in)
+        return (slice(g * per_out, (g + 1) * per_out), slice(j, j + 1))
+    return _in_index(s, i)
 
 
 def _zero(model: nn.Module, group: ChannelGroup, i: int, kinds: tuple[str, ...], edits: list,
@@ -71,7 +81,7 @@ def _zero(model: nn.Module, group: ChannelGroup, i: int, kinds: tuple[str, ...],
         m = model.get_submodule(s.module)
         idx = s.indices[i]
         if s.kind == "in":
-            _set(edits, m.weight.data, _in_index(s, i), 0.0)
+            _set(edits, m.weight.data, _weight_in_index(m, s, i), 0.0)
             continue
         for part in _PARTS[s.kind]:
             t = getattr(m, part, None)

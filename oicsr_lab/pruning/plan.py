@@ -132,22 +132,19 @@ class _Widths:
         self.a0 = [_in_width(m) for m in self.mods]
         self.b0 = [_out_width(m) for m in self.mods]
         self.a, self.b = list(self.a0), list(self.b0)
+        # fixed input channels per filter of grouped/depthwise convs (whole conv groups go); 0 = the current width
+        self.fan = [m.in_channels // m.groups if isinstance(m, _CONV) and m.groups > 1 else 0 for m in self.mods]
 
     def macs(self, i: int, a: int, b: int) -> int:
-        """MACs of module ``i`` at widths (a, b); depthwise convs keep groups == channels."""
-        m = self.mods[i]
-        if isinstance(m, _CONV) and _depthwise(m):
-            return self.unit[i] * b
-        g = m.groups if isinstance(m, _CONV) else 1
-        return self.unit[i] * b * (a // g)
+        """MACs of module ``i`` at widths (a, b); grouped/depthwise convs keep their per-group width."""
+        return self.unit[i] * b * (self.fan[i] or a)
 
     def params(self, i: int, a: int, b: int) -> int:
         """Parameters of module ``i`` at widths (a, b)."""
         m = self.mods[i]
         bias = b if getattr(m, "bias", None) is not None else 0
         if isinstance(m, _CONV):
-            per = 1 if _depthwise(m) else a // m.groups
-            return b * per * math.prod(m.kernel_size) + bias
+            return b * (self.fan[i] or a) * math.prod(m.kernel_size) + bias
         if isinstance(m, nn.Linear):
             return a * b + bias
         return (b if m.weight is not None else 0) + bias  # BatchNorm
@@ -178,16 +175,16 @@ def _check_slices(model: nn.Module, g: ChannelGroup) -> None:
     for s in g.slices:
         m = model.get_submodule(s.module)
         ok = {
-            "out": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1),
-            "in": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and m.groups == 1),
+            "out": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m)),
+            "in": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m)),
             "dw": isinstance(m, _CONV) and _depthwise(m),
             "bn": isinstance(m, _BN),
         }.get(s.kind, False)
         if not ok:
             raise UnsupportedModelError(
                 f"group {g.name!r}: cannot prune a {s.kind!r} slice of {s.module} ({type(m).__name__}"
-                f"{', groups=%d' % m.groups if isinstance(m, _CONV) else ''}); supported: Conv (groups=1 or "
-                f"depthwise), Linear, BatchNorm"
+                f"{', groups=%d' % m.groups if isinstance(m, _CONV) else ''}); supported: Conv (plain, grouped by "
+                f"whole conv groups, depthwise), Linear, BatchNorm"
             )
 
 
@@ -244,7 +241,7 @@ def _sweep(
     (so every group still loses a lowest-score prefix). Returns (target reached, removed counts
     per group, MACs saved) and leaves ``st.a/st.b`` at the resulting widths.
     """
-    unit = st.unit
+    unit, fan = st.unit, st.fan
     a, b = list(st.a0), list(st.b0)
     removed, frozen, saved = [0] * n_groups, set(), 0
     reached = False
@@ -253,8 +250,10 @@ def _sweep(
             continue
         n = end - removed[gi]
         gain = 0
-        for kind, mi, block in ops[gi]:  # out: unit*in_now; in: unit*block*out_now; dw: unit
-            gain += unit[mi] * (a[mi] if kind == "out" else block * b[mi] if kind == "in" else 1)
+        for kind, mi, block in ops[gi]:  # out: unit*in_now (grouped: per-group width); in: unit*block*out_now
+            if kind == "in" and fan[mi]:  # a grouped conv's input side: its MACs go with the group's out rows
+                continue
+            gain += unit[mi] * ((fan[mi] or a[mi]) if kind == "out" else block * b[mi] if kind == "in" else 1)
         gain *= n
         if saved + gain > limit:
             frozen.add(gi)

@@ -2,7 +2,8 @@
 
 For every module a plan touches, the pruned channels' weights are cut out of a copy:
 ``out`` rows (filters + bias), ``dw`` channels of depthwise convs (``groups`` shrinks with
-them), BatchNorm entries (gamma, beta, running mean/var), Conv input channels and Linear
+them), whole conv groups of grouped convs (their filters; ``groups`` and ``in_channels`` shrink
+with them, the per-group widths stay), BatchNorm entries (gamma, beta, running mean/var), Conv input channels and Linear
 column blocks; ``in/out_channels``, ``groups``, ``num_features`` and ``in/out_features`` are
 updated. The original model is left untouched. Parameters that do not change are copied.
 """
@@ -48,8 +49,10 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
         ints = {"in_channels": len(keep), "out_channels": len(keep), "groups": len(keep)}
         if b is not None:
             tensors["bias"] = b.index_select(0, keep)
+    elif isinstance(mod, _CONV) and mod.groups > 1:
+        return _shrink_grouped(name, mod, kinds, w, b)
     elif isinstance(mod, (nn.Linear,) + _CONV):
-        if set(kinds) - {"out", "in"} or (isinstance(mod, _CONV) and mod.groups != 1):
+        if set(kinds) - {"out", "in"}:
             raise PlanError(f"plan does not match the model: cannot apply {sorted(kinds)} to {name} ({mod})")
         lin = isinstance(mod, nn.Linear)
         n_out, n_in = (mod.out_features, mod.in_features) if lin else (mod.out_channels, mod.in_channels)
@@ -77,6 +80,25 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
     else:
         raise PlanError(f"plan does not match the model: {name} is a {type(mod).__name__}, not Conv/Linear/BatchNorm")
     return tensors, ints
+
+
+def _shrink_grouped(name: str, mod: nn.Module, kinds: dict[str, list[int]], w: torch.Tensor,
+                    b: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """A grouped conv loses whole conv groups: the same groups on the input and the output side."""
+    k = mod.groups
+    per_in, per_out = mod.in_channels // k, mod.out_channels // k
+    rem_in, rem_out = sorted(kinds.get("in", [])), sorted(kinds.get("out", []))
+    gone = sorted({i // per_out for i in rem_out})
+    whole_out = [g * per_out + j for g in gone for j in range(per_out)]
+    whole_in = [g * per_in + j for g in gone for j in range(per_in)]
+    if set(kinds) - {"in", "out"} or rem_out != whole_out or rem_in != whole_in:
+        raise PlanError(f"plan does not match the model: grouped conv {name} (groups={k}) can only lose whole conv "
+                        f"groups on both sides; rebuild the plan from find_groups(model, example_input)")
+    keep = _keep(mod.out_channels, rem_out, f"{name}.out")
+    tensors = {"weight": w.index_select(0, keep)}
+    if b is not None:
+        tensors["bias"] = b.index_select(0, keep)
+    return tensors, {"out_channels": len(keep), "in_channels": mod.in_channels - len(rem_in), "groups": k - len(gone)}
 
 
 def _strip_mask_hooks(model: nn.Module) -> None:
