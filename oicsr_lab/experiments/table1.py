@@ -20,7 +20,7 @@ PUBLISHED = [
     {"label": "published", "method": "OICSR-GL", "top1": 76.30, "top5": 92.92, "flops_m": 2274, "flops_pruned": 0.444},
     {"label": "published", "method": "OICSR-GL", "top1": 75.95, "top5": 92.66, "flops_m": 2046, "flops_pruned": 0.500},
 ]
-SOURCE = "Li et al., OICSR, CVPR 2019, Table 1 (ResNet-50, ImageNet-1K), via docs/oicsr-reference.md section 5"
+SOURCE = "Li et al., OICSR, CVPR 2019, Table 1 (ResNet-50, ImageNet-1K); see docs/method.md section 5"
 RATIOS = (0.373, 0.444, 0.5)
 
 

@@ -207,7 +207,8 @@ Everything on this page is local: it opens without an internet connection.</p>
 {_summary_html(summary)}
 {"<h2>Figures</h2>" + "".join(figs) if figs else ""}
 {"<h2>Tables</h2>" + tabs if tables else ""}
-<footer>OICSR: Out-In-Channel Sparsity Regularization for Compact Deep Neural Networks (Li et al., CVPR 2019).
+<footer>OICSR: Out-In-Channel Sparsity Regularization for Compact Deep Neural Networks (Li et al., CVPR 2019);
+what is published and what is a lab choice: docs/method.md in the oicsr-lab repository.
 Figures: PNG at 200 dpi and vector PDF; interactive versions use the bundled plotly.min.js.</footer>
 </body></html>
 """
