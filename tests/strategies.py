@@ -2,12 +2,14 @@
 
 A spec is a dict ``{"in_ch", "size", "blocks", "head", "seed"}``; ``blocks`` is a list of tuples
 (``("conv", out, k, stride, bias, bn, act)``, ``("dw", k, bn, act)``, ``("grouped", out, groups, bn,
-act)``, ``("res", hidden, out, bn)``, ``("cat", a, b)``, ``("dense", growth)``, ``("se", r)``,
+act)``, ``("xres", groups, per_group, out, bn, stride)`` (a ResNeXt/RegNet bottleneck around a grouped
+3x3), ``("res", hidden, out, bn)``, ``("cat", a, b)``, ``("dense", growth)``, ``("se", r)``,
 ``("pool",)``, ``("bad", kind)``) and ``head`` is ``(kind, hidden, bn1d)`` with kind ``flatten``
 (Linear over a flattened spatial map) or ``gap`` (global average pooling first). ``("bad", kind)``
 blocks use an operation the channel tracer does not support (channel chunking/slicing, a channel
 shuffle, a Linear over a 4-D map, data-dependent control flow), so ``find_groups`` must reject
-them with :class:`~oicsr_lab.errors.UnsupportedModelError`. :func:`build_net` turns a spec into
+them with :class:`~oicsr_lab.errors.UnsupportedModelError` (or, with ``unsupported="pin"``, pin the
+channels around them). :func:`build_net` turns a spec into
 an ``nn.Module`` whose forward follows the spec with static control flow (torch.fx traces it).
 """
 
@@ -53,6 +55,22 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.short(x) + self.b(self.a(x)))
+
+
+class GroupedBottleneck(nn.Module):
+    """ResNeXt/RegNet block: ``relu(short(x) + bn(1x1(relu(bn(grouped 3x3(relu(bn(1x1(x)))))))))``."""
+
+    def __init__(self, cin: int, groups: int, per_group: int, cout: int, bn: bool, stride: int) -> None:
+        super().__init__()
+        width = groups * per_group
+        self.a = ConvUnit(cin, width, 1, bn=bn)
+        self.b = ConvUnit(width, width, 3, stride, groups=groups, bn=bn)
+        self.c = ConvUnit(width, cout, 1, bn=bn, act=False)
+        same = cin == cout and stride == 1
+        self.short = nn.Identity() if same else ConvUnit(cin, cout, 1, stride, bn=bn, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.short(x) + self.c(self.b(self.a(x))))
 
 
 class Concat(nn.Module):
@@ -158,6 +176,10 @@ class SpecNet(nn.Module):
                 _, out, groups, bn, act = b
                 blocks.append(ConvUnit(c, out, 3, groups=groups, bn=bn, act=act))
                 c = out
+            elif kind == "xres":
+                _, groups, per_group, out, bn, stride = b
+                blocks.append(GroupedBottleneck(c, groups, per_group, out, bn, stride))
+                c, size = out, (size - 1) // stride + 1
             elif kind == "res":
                 _, hidden, out, bn = b
                 blocks.append(Residual(c, hidden, out, bn))
@@ -200,6 +222,11 @@ def example_input(spec: dict[str, Any], batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, spec["in_ch"], spec["size"], spec["size"], generator=gen)
 
 
+def pinnable(spec: dict[str, Any]) -> bool:
+    """True when ``find_groups(..., unsupported="pin")`` must handle the spec (torch.fx can trace it)."""
+    return not any(b[0] == "bad" and b[1] == "data_dependent" for b in spec["blocks"])
+
+
 def has_bad(spec: dict[str, Any]) -> bool:
     """True when the spec holds an operation the tracer must reject."""
     return any(b[0] == "bad" for b in spec["blocks"])
@@ -217,7 +244,7 @@ def net_specs(draw: st.DrawFn, max_blocks: int = 5, bad: bool = True, max_width:
     c = in_ch
     blocks: list[tuple] = []
     width = st.integers(1, max_width) | st.integers(4, max_width)
-    kinds = ["conv", "conv", "dw", "grouped", "res", "cat", "dense", "se", "pool"] + (["bad"] if bad else [])
+    kinds = ["conv", "conv", "dw", "grouped", "xres", "res", "cat", "dense", "se", "pool"] + (["bad"] if bad else [])
     for _ in range(draw(st.integers(1, max_blocks))):
         kind = draw(st.sampled_from(kinds))
         if kind == "conv":
@@ -234,6 +261,12 @@ def net_specs(draw: st.DrawFn, max_blocks: int = 5, bad: bool = True, max_width:
                 out = 2 * c
             blocks.append(("grouped", out, groups, draw(st.booleans()), draw(st.booleans())))
             c = out
+        elif kind == "xres":
+            groups, per_group = draw(st.integers(2, 4)), draw(st.integers(1, 3))
+            stride = draw(st.sampled_from([1, 1, 2])) if size >= 4 else 1
+            out = draw(st.sampled_from([c, draw(width)]))
+            blocks.append(("xres", groups, per_group, out, draw(st.booleans()), stride))
+            c, size = out, (size - 1) // stride + 1
         elif kind == "res":
             out = draw(st.sampled_from([c, c, draw(width)]))
             blocks.append(("res", draw(width), out, draw(st.booleans())))

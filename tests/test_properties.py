@@ -1,8 +1,11 @@
 """Property tests over random conv nets: groups, FLOPs, plans, masks and surgery agree with each other.
 
-For every drawn net (see ``tests/strategies.py``) ``find_groups`` either raises a one-line
-UnsupportedModelError (exactly when the net holds an unsupported op) or returns groups that own
-every Conv/Linear/BN index once, and then, for a random Algorithm 1 plan:
+For every drawn net (see ``tests/strategies.py``: chains, residuals, concatenations, depthwise and
+grouped convs -- plain and in ResNeXt/RegNet bottlenecks, pruned by whole conv groups -- SE gates)
+``find_groups`` either raises a one-line UnsupportedModelError (exactly when the net holds an
+unsupported op; then ``unsupported="pin"`` must still give correct groups, unless torch.fx cannot
+trace the net) or returns groups that own every Conv/Linear/BN index once, and then, for a random
+Algorithm 1 plan ranked by any registered criterion (data-driven ones on a calibration batch):
 
 * (a) the masked model and the physically pruned model agree (<= 1e-4 relative to the output scale),
   in eval and in train mode, and the pruned model traces to the same groups with the kept widths;
@@ -34,13 +37,14 @@ from oicsr_lab.errors import ConfigError, PlanError, UnsupportedModelError
 from oicsr_lab.flops import channel_flops, count_flops
 from oicsr_lab.groups import find_groups
 from oicsr_lab.groups.verify import check_partition
-from oicsr_lab.importance import CRITERIA, NORMALIZATIONS, channel_energy
+from oicsr_lab.criteria import Calibration
+from oicsr_lab.importance import ALL_CRITERIA, NORMALIZATIONS, channel_energy
 from oicsr_lab.pruning import Plan, apply_masks, global_greedy_plan, prune
-from strategies import build_net, example_input, has_bad, net_specs
+from strategies import NUM_CLASSES, build_net, example_input, has_bad, net_specs, pinnable
 
 PLAN_OPTIONS = st.fixed_dictionaries({
     "ratio": st.floats(0.0, 0.95),
-    "criterion": st.sampled_from(CRITERIA),
+    "criterion": st.sampled_from(ALL_CRITERIA),
     "normalize": st.sampled_from(NORMALIZATIONS),
     "max_layer_ratio": st.sampled_from([0.25, 0.5, 0.8, 1.0]),
     "min_channels": st.sampled_from([1, 1, 2, 3]),
@@ -137,8 +141,13 @@ def check_net(spec: dict[str, Any], opts: dict[str, Any]) -> None:
         assert has_bad(spec), f"supported net rejected: {e}"
         assert "\n" not in str(e) and ("node" in str(e) or "module" in str(e)), str(e)
         event("rejected: unsupported op")
-        return
-    assert not has_bad(spec), "an unsupported op was not detected"
+        if not pinnable(spec):
+            return
+        groups = find_groups(model, x1, allow_coupled=opts["allow_coupled"], unsupported="pin")
+        assert groups.pinned and any("passes an operation the tracer cannot map" in g.reason for g in groups)
+    else:
+        assert not has_bad(spec), "an unsupported op was not detected"
+    pin = "pin" if has_bad(spec) else "raise"
     assert check_partition(model, groups) == []
     with torch.no_grad():
         y_dense = model(x)
@@ -146,7 +155,9 @@ def check_net(spec: dict[str, Any], opts: dict[str, Any]) -> None:
     assert dense.total_macs == reference_macs(model, x1)  # (b) dense
     check_channel_flops(model, groups, dense, x1)
     try:
-        scores = channel_energy(model, groups, opts["criterion"], opts["normalize"], seed=spec["seed"])
+        labels = torch.arange(len(x)) % NUM_CLASSES
+        scores = channel_energy(model, groups, opts["criterion"], opts["normalize"], seed=spec["seed"],
+                                calibration=Calibration([(x, labels)], "train"))
     except ConfigError as e:  # bn_gamma on a group without BatchNorm: a clear error, then another criterion
         assert opts["criterion"] == "bn_gamma" and "BatchNorm" in str(e)
         scores = channel_energy(model, groups, "out_in", opts["normalize"])
@@ -161,7 +172,7 @@ def check_net(spec: dict[str, Any], opts: dict[str, Any]) -> None:
     assert plan.params_before == n_params(model) and plan.params_after == n_params(pruned)
     assert plan.achieved_ratio >= plan.target_ratio - 1e-12
     check_outputs(model, pruned, plan, x, y_dense)  # (a)
-    retraced = {g.name: g.size for g in find_groups(pruned, x1, allow_coupled=opts["allow_coupled"])}
+    retraced = {g.name: g.size for g in find_groups(pruned, x1, allow_coupled=opts["allow_coupled"], unsupported=pin)}
     for name, keep in plan.keep.items():  # same groups, fewer channels
         if retraced.get(name) != len(keep):  # only where a grouped conv was cut to one group (a plain conv now)
             assert any(grouped(model, s.module) and pruned.get_submodule(s.module).groups == 1

@@ -15,17 +15,21 @@ channels into one *coupled* group; an SE gate ``x * sigmoid(fc(...))`` couples t
 producer with ``x`` (coupled, still prunable). Not prunable, with ``reason`` set: the
 network input channels, channels reaching the graph output, residual-coupled channels and
 the input of a residual block with a projection shortcut (unless ``allow_coupled=True``),
-channels touching a grouped conv (``1 < groups``, not depthwise: pruning would change its
-group structure), channels of modules called more than once or with tied weights, channels
-mixed by a softmax over dim 1. Any op the rules cannot map raises ``UnsupportedModelError``
-naming the node (see :mod:`.rules` for the supported ops). ``describe``/``groups_table``
-give readable views; :mod:`.verify` checks groups numerically.
+grouped convs (``1 < groups``, not depthwise) fed by a constant, channels of modules
+called more than once or with tied weights, channels mixed by a softmax over dim 1. Grouped convs are pruned by whole conv groups
+(:mod:`.modules`): one channel of the group = one conv group, its inputs and its outputs. Any op
+the rules cannot map raises ``UnsupportedModelError`` naming the node and the reason (see
+:mod:`.rules` for the supported ops), or, with ``unsupported="pin"``, pins its channels as not
+prunable. ``describe``/``groups_table`` give readable views, ``explain(model, x)`` says which
+groups are prunable and why not (also for refused models); :mod:`.verify` checks groups numerically.
 """
 
 from __future__ import annotations
 
-from .report import describe, group_macs, groups_table
+from .fit import check_groups_fit
+from .report import describe, explain, group_macs, groups_table
 from .tracer import find_groups
 from .types import ChannelGroup, GroupSet, Slice, SliceKind
 
-__all__ = ["find_groups", "describe", "groups_table", "group_macs", "ChannelGroup", "GroupSet", "Slice", "SliceKind"]
+__all__ = ["find_groups", "describe", "explain", "check_groups_fit", "groups_table", "group_macs", "ChannelGroup",
+           "GroupSet", "Slice", "SliceKind"]

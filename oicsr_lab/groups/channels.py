@@ -31,6 +31,7 @@ _REASONS = {
     "block_input": "input of a residual block (forks into both branches of the addition at {}); "
     "pass allow_coupled=True to prune it",
     "merge": "coupled by a concatenation along a non-channel dim at {}; pass allow_coupled=True to prune it",
+    "unsupported": "passes an operation the tracer cannot map: {}",
 }
 _COUPLING = ("add", "merge", "mul")
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SUPPORTED = (
-    "Supported: Conv2d (groups=1 or depthwise), Linear on (N, F), BatchNorm1d/2d, activations, "
+    "Supported: Conv2d (plain, grouped, depthwise), Linear on (N, F), BatchNorm1d/2d, activations, "
     "dropout, pooling, padding, upsampling, elementwise add/sub/mul/div, torch.cat, "
     "flatten/view(N, -1), reshape/permute/slicing/mean of dims >= 2"
 )

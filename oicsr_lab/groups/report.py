@@ -1,8 +1,13 @@
-"""Readable views of a GroupSet: a table (list of dicts) and a text summary."""
+"""Readable views of a GroupSet: a table (list of dicts), a text summary, and ``explain`` for any model."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .types import ChannelGroup, GroupSet, Slice
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 def _widths(info: dict) -> tuple[int, int]:
@@ -90,3 +95,32 @@ def describe(groupset: GroupSet) -> str:
             lines.append(f"{'':<32}       why: {r['reason']}")
     lines.append("(* = coupled: several producers share these channels; MACs = share removed with the whole group)")
     return "\n".join(lines)
+
+
+def explain(model: "nn.Module", example_input: Any, allow_coupled: bool = False) -> str:
+    """Which groups of ``model`` can be pruned and why the others cannot -- also for models find_groups refuses.
+
+    For a model with an operation the tracer cannot map (e.g. a channel shuffle), the text starts
+    with find_groups' error (the node and the reason), lists the pinned nodes, then describes the
+    groups found with ``unsupported="pin"`` (the channels around those nodes are not prunable, the
+    rest is). Only a model torch.fx cannot trace at all yields just the error.
+    """
+    from ..errors import UnsupportedModelError
+    from .tracer import find_groups
+
+    name = type(model).__name__
+    try:
+        return describe(find_groups(model, example_input, allow_coupled))
+    except UnsupportedModelError as err:
+        refused = str(err)
+    try:
+        groups = find_groups(model, example_input, allow_coupled, unsupported="pin")
+    except UnsupportedModelError:
+        return f"find_groups cannot trace {name}: {refused}"
+    lines = [f"find_groups refuses {name}: {refused}",
+             f"with find_groups(..., unsupported='pin') {len(groups.pinned)} unsupported node(s) pin their channels "
+             "(not prunable) and every other group is found:"]
+    lines += [f"  pinned: {p}" for p in groups.pinned[:5]]
+    if len(groups.pinned) > 5:
+        lines.append(f"  (+{len(groups.pinned) - 5} more pinned nodes: GroupSet.pinned lists them all)")
+    return "\n".join(lines + [describe(groups)])

@@ -55,9 +55,11 @@ from .ops import (
 class Propagator(ModuleRules):
     """Walks a shape-propagated GraphModule and feeds channel ids into a ChannelGraph."""
 
-    def __init__(self, gm: fx.GraphModule, graph: ChannelGraph) -> None:
+    def __init__(self, gm: fx.GraphModule, graph: ChannelGraph, pin: bool = False) -> None:
         self.gm = gm
         self.g = graph
+        self.pin = pin  # unsupported nodes pin their channels instead of raising
+        self.pinned: list[str] = []  # "node: why" of every pinned node
         self.modules = dict(gm.named_modules())
         self.env: dict[fx.Node, Chan | None] = {}
         self.module_info: dict[str, dict] = {}
@@ -69,8 +71,23 @@ class Propagator(ModuleRules):
                 self.owner[name] = first_holder.setdefault(id(weight), name)
 
     def fail(self, node: fx.Node, why: str) -> UnsupportedModelError:
-        """Build the one-line error for a node the rules cannot map."""
-        return UnsupportedModelError(f"cannot map channels through {describe_node(node)}: {why}. {SUPPORTED}")
+        """Build the one-line error for a node the rules cannot map (``why`` kept for pinning)."""
+        err = UnsupportedModelError(f"cannot map channels through {describe_node(node)}: {why}. {SUPPORTED}")
+        err.why = why
+        return err
+
+    def pin_node(self, node: fx.Node, why: str) -> Chan | None:
+        """Pin an unsupported node: its input channels are not prunable, its output gets fresh pinned ids."""
+        detail = f"'{node.name}' ({why.split('; supported')[0]})"
+        self.pinned.append(f"{describe_node(node)}: {why}")
+        for n in self.chan_args(node):
+            self.g.flag(self.env[n].ids, "unsupported", detail)
+        shape = shape_of(node)
+        if shape is None or len(shape) < 2 or not all(isinstance(d, int) for d in shape):
+            return None
+        ids = self.g.new(shape[1])
+        self.g.flag(ids, "unsupported", detail)
+        return Chan(ids)
 
     def run(self) -> None:
         """Apply the rules to every node in graph order."""
@@ -82,7 +99,12 @@ class Propagator(ModuleRules):
                 bits |= self.ancestors[parent]
             self.ancestors[node] = bits
             self.order.append(node)
-            out = self.visit(node)
+            try:
+                out = self.visit(node)
+            except UnsupportedModelError as err:
+                if not self.pin or not hasattr(err, "why"):
+                    raise
+                out = self.pin_node(node, err.why)
             if out is not None:
                 shape = shape_of(node)
                 if shape is None or len(shape) < 2 or shape[1] != len(out) * out.block:
@@ -254,7 +276,10 @@ class Propagator(ModuleRules):
                 return Chan(x.ids, x.block)
             if len(out) == 2 and out[0] == src[0] and out[1] == math.prod(src[1:]):
                 return Chan(x.ids, x.block * math.prod(src[2:]))
-        raise self.fail(node, f"reshape {src} -> {out} moves or mixes the channel dim; supported: "
+        shuffle = (src is not None and out is not None and len(src) >= 2 and len(out) == len(src) + 1
+                   and out[0] == src[0] and out[1] * out[2] == src[1])
+        what = f" (splits the channels into {out[1]} x {out[2]}: a channel shuffle or channel grouping)" if shuffle else ""
+        raise self.fail(node, f"reshape {src} -> {out} moves or mixes the channel dim{what}; supported: "
                               "flatten from dim 1 (x.view(N, -1), torch.flatten(x, 1)) and reshapes of dims >= 2")
 
     def permute(self, node: fx.Node, x: Chan) -> Chan:

@@ -174,8 +174,16 @@ def propagate_shapes(gm: fx.GraphModule, inputs: Sequence[Any]) -> None:
         ) from cause
 
 
-def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = False) -> GroupSet:
+def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = False,
+                unsupported: str = "raise") -> GroupSet:
     """Find the out-in-channel groups of ``model`` (traced with ``example_input``) for pruning.
+
+    ``unsupported="raise"`` (default): an operation the rules cannot map raises
+    UnsupportedModelError naming the node and the reason. ``unsupported="pin"``: such a node
+    *pins* its channels instead -- its input channels and its output channels become
+    not-prunable groups whose ``reason`` names the node -- and every other group is found as
+    usual (``GroupSet.pinned`` lists the pinned nodes; :func:`~.report.explain` prints both).
+    Failures of torch.fx itself (data-dependent control flow) still raise.
 
     Example:
         >>> import torch
@@ -187,12 +195,14 @@ def find_groups(model: nn.Module, example_input: Any, allow_coupled: bool = Fals
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"find_groups needs a torch.nn.Module, got {type(model).__name__}")
+    if unsupported not in ("raise", "pin"):
+        raise ConfigError(f"unsupported must be 'raise' or 'pin', got {unsupported!r}")
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
         raise ConfigError("example_input must be a tensor (or a tuple of tensors), e.g. torch.randn(1, 3, 32, 32)")
     gm = trace(model)
     propagate_shapes(gm, inputs)
     graph = ChannelGraph()
-    prop = Propagator(gm, graph)
+    prop = Propagator(gm, graph, pin=unsupported == "pin")
     prop.run()
-    return GroupSet(graph.build(allow_coupled=allow_coupled), module_info=prop.module_info)
+    return GroupSet(graph.build(allow_coupled=allow_coupled), module_info=prop.module_info, pinned=prop.pinned)

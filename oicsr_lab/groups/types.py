@@ -82,6 +82,8 @@ class GroupSet:
     groups: list[ChannelGroup]
     # module name -> {"type": cls name, "in_shape": (C,H,W) or (F,), "out_shape": ...}
     module_info: dict[str, dict] = field(default_factory=dict)
+    # unsupported nodes that find_groups(..., unsupported="pin") pinned: "node ...: why"
+    pinned: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[ChannelGroup]:
         return iter(self.groups)
