@@ -1,10 +1,13 @@
 """Figure 4's measurement: accuracy *before retraining* against the FLOPs pruning ratio.
 
 For one trained model, Algorithm 1 plans every ratio from the model's channel scores under a
-criterion (out-in energy, or a baseline's own criterion) and test accuracy is measured on a
+criterion (out-in energy, a baseline's own criterion, or any criterion of the registry
+:mod:`oicsr_lab.criteria` -- "regulariser x criterion" curves) and test accuracy is measured on a
 physically pruned, BN-folded copy (:func:`~oicsr_lab.inference.inference_copy`): it equals the
 masked model up to float rounding and costs only the pruned FLOPs. The same pass records the raw channel energies that
-Figure 3 plots (``energies.json``).
+Figure 3 plots (``energies.json``). Data-driven criteria (Taylor, activation statistics, HRank) are
+calibrated on a few batches of the validation split when the data has one, else of the training
+split -- never on the test split the accuracy is measured on; each plan summary records which.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
+from ..criteria import Calibration, calibration_data, get_criterion, names, score_channels
 from ..data import DatasetSplits, Split
-from ..errors import PlanError
+from ..errors import ConfigError, PlanError
 from ..flops import count_flops
 from ..importance import channel_energy
 from ..progress import progress
@@ -30,10 +34,35 @@ SWEEP_COLUMNS = ("model", "reg", "criterion", "normalize", "ratio", "achieved_ra
 OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma", "oicsr_gl": "out_in", "oicsr_growl": "out_in"}
 
 
-def criteria_for(reg: str) -> list[str]:
-    """Out-in energy for every regulariser, plus the regulariser's own criterion when different."""
+def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[str]:
+    """The criteria a regulariser's sweep ranks channels by.
+
+    Default (``criteria`` None): out-in energy, plus the regulariser's own criterion when different
+    (the paper's Figure 4). Otherwise exactly the given registry names (a list or a comma-separated
+    string, e.g. ``"out_in,l1,taylor"``), ``"all"`` for every registered criterion, or ``"own"``
+    inside the list for the regulariser's own one.
+    """
     own = OWN_CRITERION.get(reg, "out")
-    return ["out_in"] if own == "out_in" else ["out_in", own]
+    if criteria is None:
+        return ["out_in"] if own == "out_in" else ["out_in", own]
+    items = [c.strip() for c in criteria.split(",")] if isinstance(criteria, str) else [str(c) for c in criteria]
+    out: list[str] = []
+    for c in items:
+        for name in (names() if c == "all" else [own] if c == "own" else [c]):
+            if name not in names():
+                raise ConfigError(f"unknown criterion {name!r} in the sweep's criteria; choose from "
+                                  f"{', '.join(names())}, 'own' or 'all'")
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise ConfigError("the sweep's criteria list is empty; e.g. out_in,l1,taylor (or 'all')")
+    return out
+
+
+def _calibration(data: DatasetSplits, seed: int, batches: int) -> Calibration:
+    """Calibration batches for data-driven criteria: the validation split if held out, else training."""
+    return calibration_data(data, "val" if getattr(data, "val", None) is not None else "train", batches=batches,
+                            seed=seed)
 
 
 def _tolist(scores: dict[str, torch.Tensor]) -> dict[str, list[float]]:
@@ -68,8 +97,15 @@ def sweep_model(
     meta: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
     show_progress: bool | None = None,
+    calibration: Calibration | None = None,
+    calibration_batches: int = 4,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
-    """Rows of ``sweep.csv`` (ratio 0 = the dense model) and ``{criterion/normalize: {ratio: plan summary}}``."""
+    """Rows of ``sweep.csv`` (ratio 0 = the dense model) and ``{criterion/normalize: {ratio: plan summary}}``.
+
+    ``criteria``: registry names (see :func:`criteria_for`). Data-driven ones use ``calibration``,
+    by default ``calibration_batches`` batches of 64 of the validation split (training split when
+    none is held out), seeded by ``meta["seed"]``; their plan summaries say which (``calibration``).
+    """
     meta = dict(meta or {})
     model = model.to(device).eval()
     example = data.example_input().to(device)
@@ -79,8 +115,12 @@ def sweep_model(
     rows: list[dict[str, Any]] = []
     plans: dict[str, dict[str, dict[str, Any]]] = {}
     bar = progress(total=len(ratios) * len(criteria), desc=f"sweep {meta.get('reg', '')}", unit="plan", enabled=show_progress)
+    if calibration is None and any(get_criterion(c).needs_data for c in criteria):
+        calibration = _calibration(data, int(meta.get("seed", 0)), calibration_batches)
     for crit in criteria:
-        scores = channel_energy(model, groups, crit, normalize=normalize, seed=int(meta.get("seed", 0)))
+        scores = score_channels(model, groups, crit, normalize, seed=int(meta.get("seed", 0)),
+                                calibration=calibration)
+        used = {"split": scores.split, "batches": scores.batches, "images": scores.images} if scores.batches else None
         key = f"{crit}/{normalize}"
         plans[key] = {}
         rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": 0.0, "achieved_ratio": 0.0,
@@ -99,7 +139,7 @@ def sweep_model(
                          "flops": int(plan.flops_after), "params": int(plan.params_after)})
             plans[key][f"{ratio:g}"] = {"layer_ratios": plan.layer_ratios, "achieved_ratio": plan.achieved_ratio,
                                          "flops_after": int(plan.flops_after), "params_after": int(plan.params_after),
-                                         "acc_before_retrain": acc}
+                                         "acc_before_retrain": acc, **({"calibration": used} if used else {})}
             bar.update(1)
             bar.set_postfix(crit=crit, ratio=ratio, acc=f"{acc:.1f}")
     bar.close()
