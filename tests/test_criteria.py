@@ -241,3 +241,16 @@ def test_every_criterion_on_a_zoo_model_and_every_normalisation(criterion: str) 
                 assert (s[g.name] >= 0).all() and not math.isnan(float(s[g.name].sum()))
             if normalize == "layer_max":
                 assert all(float(v.max()) == pytest.approx(1.0) or float(v.max()) == 0 for v in s.values())
+
+
+def test_global_greedy_plan_takes_a_registry_name() -> None:
+    from oicsr_lab.pruning import global_greedy_plan
+
+    model = build_model("resnet20", width=0.25)
+    x = torch.zeros(1, 3, 32, 32)
+    groups = find_groups(model, x)
+    by_name = global_greedy_plan(model, groups, "l1", 0.3, example_input=x)
+    by_scores = global_greedy_plan(model, groups, channel_energy(model, groups, "l1"), 0.3, example_input=x)
+    assert by_name.keep == by_scores.keep and (by_name.criterion, by_name.normalize) == ("l1", "layer_max")
+    with pytest.raises(ConfigError, match="needs calibration data"):
+        global_greedy_plan(model, groups, "taylor", 0.3, example_input=x)

@@ -16,7 +16,9 @@ Steps (reference section 4):
 
 Accounting is exact and incremental: each Conv/Linear module keeps its current in/out width;
 dropping an out-channel saves ``unit * in_now`` and dropping an in-channel (``block`` columns)
-saves ``unit * block * out_now``, so the sum telescopes to ``macs_before - macs_after``. The caps
+saves ``unit * block * out_now``, so the sum telescopes to ``macs_before - macs_after``. Grouped
+convs lose whole conv groups, so an out-channel saves ``unit * in/groups`` (fixed) and their
+in-channels save nothing more. The caps
 depend on counts only, so they are applied before the pass, which is one sorted sweep with
 O(slices) integer updates per channel.
 
@@ -155,19 +157,11 @@ def _depthwise(m: nn.Module) -> bool:
 
 
 def _in_width(m: nn.Module) -> int:
-    if isinstance(m, _CONV):
-        return m.in_channels
-    if isinstance(m, nn.Linear):
-        return m.in_features
-    return m.num_features
+    return m.in_channels if isinstance(m, _CONV) else m.in_features if isinstance(m, nn.Linear) else m.num_features
 
 
 def _out_width(m: nn.Module) -> int:
-    if isinstance(m, _CONV):
-        return m.out_channels
-    if isinstance(m, nn.Linear):
-        return m.out_features
-    return m.num_features
+    return m.out_channels if isinstance(m, _CONV) else m.out_features if isinstance(m, nn.Linear) else m.num_features
 
 
 def _check_slices(model: nn.Module, g: ChannelGroup) -> None:
@@ -275,7 +269,7 @@ def _sweep(
 def global_greedy_plan(
     model: nn.Module,
     groups: GroupSet | Iterable[ChannelGroup],
-    scores: Mapping[str, Any],
+    scores: Mapping[str, Any] | str,
     flops_ratio: float,
     max_layer_ratio: float = 0.5,
     min_channels: int = 1,
@@ -288,7 +282,10 @@ def global_greedy_plan(
 ) -> Plan:
     """Algorithm 1: choose the globally lowest-score channels until ``flops_ratio`` of MACs is removed.
 
-    ``scores``: ``{group: per-channel scores}`` (from ``channel_energy``); ``example_input`` (batch 1)
+    ``scores``: ``{group: per-channel scores}`` (``channel_energy``/``score_channels`` with any criterion of
+    the registry :mod:`oicsr_lab.criteria`), or a weight-only criterion name such as ``"l1"`` (scored here
+    with ``normalize``, default ``layer_max``); ``criterion``/``normalize`` label the plan (default: the
+    scores' own); ``example_input`` (batch 1)
     or a ``report`` from ``count_flops`` gives the layer costs. Raises PlanError for a ratio outside
     [0, 1) or a target the caps make unreachable (the message gives the maximum reachable ratio).
     ``tolerance`` (fraction of dense MACs): near the end, channels that would overshoot the target by
@@ -310,6 +307,10 @@ def global_greedy_plan(
 
     groups = groups if isinstance(groups, GroupSet) else list(groups)  # a generator is read twice below
     check_groups_fit(model, groups)
+    if isinstance(scores, str):  # a registry name (data-driven criteria need score_channels(..., calibration=))
+        from ..criteria import score_channels
+
+        scores = score_channels(model, groups, scores, normalize or "layer_max")
     rep = _report(model, groups, example_input, report)
     prunable = [g for g in groups if g.prunable]
     for g in prunable:
