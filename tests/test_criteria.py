@@ -254,3 +254,14 @@ def test_global_greedy_plan_takes_a_registry_name() -> None:
     assert by_name.keep == by_scores.keep and (by_name.criterion, by_name.normalize) == ("l1", "layer_max")
     with pytest.raises(ConfigError, match="needs calibration data"):
         global_greedy_plan(model, groups, "taylor", 0.3, example_input=x)
+
+
+@pytest.mark.parametrize("fn", [score_channels, calibration_data])
+def test_docstring_examples_run(fn, tmp_path, monkeypatch) -> None:
+    import doctest
+
+    monkeypatch.setenv("OICSR_LAB_DATA", str(tmp_path))
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for t in doctest.DocTestFinder(recurse=False).find(fn, fn.__name__, globs=dict(fn.__globals__)):
+        runner.run(t)
+    assert runner.failures == 0 and runner.tries > 0

@@ -94,3 +94,12 @@ def test_bad_input(tmp_path: Path) -> None:
         export_onnx(net, torch.randn(1, 3, 4, 4), tmp_path / "a.onnx", exporter="tflite")
     with pytest.raises(ConfigError, match="torch.nn.Module"):
         export_onnx("net", torch.randn(1, 3, 4, 4), tmp_path / "a.onnx")
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for t in doctest.DocTestFinder(recurse=False).find(export_onnx, "export_onnx", globs=dict(export_onnx.__globals__)):
+        runner.run(t)
+    assert runner.failures == 0 and runner.tries > 0
