@@ -265,3 +265,23 @@ def test_docstring_examples_run(fn, tmp_path, monkeypatch) -> None:
     for t in doctest.DocTestFinder(recurse=False).find(fn, fn.__name__, globs=dict(fn.__globals__)):
         runner.run(t)
     assert runner.failures == 0 and runner.tries > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_criterion_on_cuda_matches_cpu() -> None:
+    """A CUDA model (calibration batches on the CPU) scores like the CPU model; the scores come back on the CPU."""
+    from oicsr_lab.groups.verify import randomize_bn
+
+    gen = torch.Generator().manual_seed(0)
+    data = Calibration([(torch.randn(8, 3, 32, 32, generator=gen), torch.randint(0, 10, (8,), generator=gen))], "train")
+    torch.manual_seed(0)
+    model = randomize_bn(build_model("resnet20", num_classes=10, width=0.25)).eval()
+    groups = find_groups(model, torch.zeros(1, 3, 32, 32))
+    cpu = {c: score_channels(model, groups, c, "none", calibration=data) for c in names()}
+    model.cuda()
+    for c in names():
+        gpu = score_channels(model, groups, c, "none", calibration=data)
+        for g in groups.prunable:
+            assert gpu[g.name].device.type == "cpu"
+            tol = dict(rtol=0, atol=0.5) if c == "hrank" else dict(rtol=2e-2, atol=1e-5)
+            torch.testing.assert_close(gpu[g.name], cpu[c][g.name], **tol)

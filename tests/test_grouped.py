@@ -157,3 +157,22 @@ def test_channel_shuffle_is_named_explained_and_pinned() -> None:
                               max_layer_ratio=0.9)
     assert plan.achieved_ratio >= 0.2 and masked_vs_pruned(model, plan, x)[0] <= 1e-5
     assert "3 prunable" not in explain(Chained(), x[:1]) and "prunable" in explain(Chained(), x[:1])
+
+
+def test_pruned_grouped_model_saves_and_loads(tmp_path) -> None:
+    """save_pruned/load_pruned rebuild the grouped convs with their new group counts."""
+    from oicsr_lab.models import build_model
+    from oicsr_lab.pruning import load_pruned, save_pruned
+
+    torch.manual_seed(0)
+    model = randomize_bn(build_model("torchvision:regnet_y_400mf", num_classes=10)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    groups = find_groups(model, x[:1])
+    plan = global_greedy_plan(model, groups, "out_in", 0.3, example_input=x[:1])
+    small = prune(model, plan)
+    save_pruned(small, tmp_path / "small.pt", arch={"name": "torchvision:regnet_y_400mf", "kwargs": {"num_classes": 10}},
+                plan=plan)
+    back = load_pruned(tmp_path / "small.pt").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), small(x))
+    assert count_flops(back, x[:1]).total_macs == plan.flops_after
