@@ -16,8 +16,9 @@ producer with ``x`` (coupled, still prunable). Not prunable, with ``reason`` set
 network input channels, channels reaching the graph output, residual-coupled channels and
 the input of a residual block with a projection shortcut (unless ``allow_coupled=True``),
 grouped convs (``1 < groups``, not depthwise) fed by a constant, channels of modules
-called more than once or with tied weights, channels mixed by a softmax over dim 1. Grouped convs are pruned by whole conv groups
-(:mod:`.modules`): one channel of the group = one conv group, its inputs and its outputs. Any op
+called more than once or with tied weights, channels mixed by a softmax over dim 1. Grouped
+convs are pruned by whole conv groups (:mod:`.modules`): one channel of the group = one conv
+group, its inputs and its outputs. Any op
 the rules cannot map raises ``UnsupportedModelError`` naming the node and the reason (see
 :mod:`.rules` for the supported ops), or, with ``unsupported="pin"``, pins its channels as not
 prunable. ``describe``/``groups_table`` give readable views, ``explain(model, x)`` says which
