@@ -16,7 +16,9 @@ The rule that turns the README's commands into the ones run here (nothing else i
   comments after ``#`` are dropped.
 
 Every command runs in one temporary folder with ``OICSR_LAB_DATA`` set to the session's data
-folder and must exit with 0. A line of the Command line block that fits none of these rules
+folder and must exit with 0. ``oicsr-lab`` commands run in-process through
+``oicsr_lab.cli.main`` (the installed entry point itself is exercised by tests/test_cli.py), which
+saves a second of imports per command. A line of the Command line block that fits none of these rules
 fails the test, so no README example goes untested.
 """
 
@@ -66,12 +68,6 @@ def to_ci(argv: list[str]) -> list[str]:
     return [pattern.sub("ci", a) for a in argv]
 
 
-def oicsr_lab() -> list[str]:
-    """This environment's ``oicsr-lab``."""
-    script = Path(sys.executable).with_name("oicsr-lab")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "oicsr_lab"]
-
-
 def make_dry_run(target: str, *flags: str) -> list[list[str]]:
     """The commands ``make -n <target>`` prints, split into argv lists."""
     assert shutil.which("make"), "the README's Quickstart needs `make`"
@@ -104,7 +100,7 @@ def expand(line: str) -> list[tuple[str, list[str], Path | None]]:
     if argv[0] == "oicsr-lab" or argv[:3] == ["python", "-m", "oicsr_lab"]:
         rest = argv[1:] if argv[0] == "oicsr-lab" else argv[3:]
         extra = ["--threads", "1", "--no-progress"] if rest and rest[0] in RUN_LIKE else []
-        return [(line, [*oicsr_lab(), *to_ci(rest), *extra], None)]
+        return [(line, ["oicsr-lab", *to_ci(rest), *extra], None)]
     raise AssertionError(f"README command `{line}` fits no rule of tests/test_readme.py; extend the rule or the README")
 
 
@@ -117,15 +113,30 @@ def readme_walk() -> list[tuple[str, list[str], Path | None]]:
     return [step for line in (*quick, *cli) for step in expand(line)]
 
 
-def test_readme_walk_runs_at_ci_scale(data_dir: Path, tmp_path: Path) -> None:
+def test_readme_walk_runs_at_ci_scale(data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """Both Quickstart commands, then every Command line example, exit 0 in a fresh folder."""
+    from oicsr_lab.cli import main
+
     walk = readme_walk()
-    subcommands = [argv[len(oicsr_lab())] for _, argv, cwd in walk if cwd is None]
+    subcommands = [argv[1] for _, argv, _ in walk if argv[0] == "oicsr-lab"]
     assert {"info", "train", "eval", "prune", "reproduce", "tables"} <= set(subcommands), subcommands
-    env = {**os.environ, "OICSR_LAB_DATA": str(data_dir), "OMP_NUM_THREADS": "1", "OICSR_LAB_PROGRESS": "0"}
+    env = {"OICSR_LAB_DATA": str(data_dir), "OMP_NUM_THREADS": "1", "OICSR_LAB_PROGRESS": "0"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
     for line, argv, cwd in walk:
-        proc = subprocess.run(argv, cwd=cwd or tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"README `{line}` -> {shlex.join(argv)} failed:\n{proc.stderr[-3000:]}"
+        if argv[0] == "oicsr-lab":
+            capsys.readouterr()
+            try:
+                code = main(argv[1:])
+            except SystemExit as e:  # argparse
+                code = e.code
+            err = capsys.readouterr().err
+        else:
+            proc = subprocess.run(argv, cwd=cwd or tmp_path, env={**os.environ, **env}, capture_output=True, text=True,
+                                  timeout=600)
+            code, err = proc.returncode, proc.stderr
+        assert code == 0, f"README `{line}` -> {shlex.join(argv)} failed:\n{err[-3000:]}"
     # what the Quickstart promises `make demo` writes (its --out, under the ci rule)
     demo = next(argv for line, argv, _ in walk if line.startswith("make demo"))
     out = Path(demo[demo.index("--out") + 1]) if "--out" in demo else Path("reports/ci")
@@ -173,9 +184,9 @@ def test_presets_table_matches_the_code() -> None:
 def test_walk_rule_maps_presets_and_refuses_unknown_lines() -> None:
     """The rule itself: presets become ci inside paths too; an unknown command is an error, not a skip."""
     (_, argv, _), = expand("oicsr-lab eval runs/resnet20-oicsr_gl-quick --out reports/paper  # note")
-    assert argv[len(oicsr_lab()):] == ["eval", "runs/resnet20-oicsr_gl-ci", "--out", "reports/ci", "--threads", "1",
-                                       "--no-progress"]
+    assert argv == ["oicsr-lab", "eval", "runs/resnet20-oicsr_gl-ci", "--out", "reports/ci", "--threads", "1",
+                    "--no-progress"]
     (_, argv, _), = expand("oicsr-lab info --model resnet56")
-    assert argv[len(oicsr_lab()):] == ["info", "--model", "resnet56"]
+    assert argv == ["oicsr-lab", "info", "--model", "resnet56"]
     with pytest.raises(AssertionError, match="fits no rule"):
         expand("curl https://example.com | sh")
