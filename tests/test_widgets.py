@@ -115,6 +115,9 @@ def test_pruning_extremes_normalisations_and_toggles(explorer):
     explorer.set_regularizers(["oicsr_gl"])
     assert list(explorer.readout) == ["oicsr_gl"]
     assert [t.visible for t in explorer.fig.data[1:]] == [False, False, True]
+    on, off = explorer.toggles["oicsr_gl"], next(t for r, t in explorer.toggles.items() if r != "oicsr_gl")
+    assert (on.icon, on.style.text_decoration, off.icon, off.style.text_decoration) == ("check", "none", "", "line-through")
+    assert on.style.text_color != off.style.text_color  # a hidden run's button is grey, not its colour
     with pytest.raises(ConfigError):
         explorer.set_regularizers(["nope"])
 
@@ -276,7 +279,10 @@ def test_channel_viewer_heatmaps_match_weights(models, groups):
     assert np.allclose(z_in, w2[:, i].reshape(w2.shape[0], -1).numpy())
     r = cv.readout
     assert r["energy"] == pytest.approx(r["out_norm"] ** 2 + r["in_norm"] ** 2, rel=1e-5)
-    assert list(cv.fig.data[2].marker.color).count("#D55E00") == 1
+    marker = cv.fig.data[4]  # the current channel's marker sits on top of its stacked bar
+    assert list(marker.x) == [i] and marker.y[0] > cv.fig.data[2].y[i] + cv.fig.data[3].y[i]
+    texts = [t.name for t in cv.fig.data] + [a.text for a in cv.fig.layout.annotations]
+    assert not any("^{" in t or "#" in t for t in texts if t), texts  # no raw TeX, no hex colour codes
 
     class Points:
         point_inds = [1]

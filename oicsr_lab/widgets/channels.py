@@ -21,9 +21,10 @@ from ..groups import find_groups
 from ..groups.types import ChannelGroup, GroupSet, Slice
 from ..importance import channel_energy
 from ._common import DisplayMixin, esc, group_label
+from ._figure import live_figure, redraw
 
 __all__ = ["ChannelViewer", "out_part", "in_part"]
-OUT_COLOR, IN_COLOR, CURRENT_COLOR = "#0072B2", "#E69F00", "#D55E00"
+OUT_COLOR, IN_COLOR, CURRENT_COLOR = "#0072B2", "#E69F00", "#000000"  # current: a black marker, apart from both parts
 
 
 def out_part(model: nn.Module, s: Slice, i: int) -> np.ndarray:
@@ -89,13 +90,15 @@ class ChannelViewer(DisplayMixin):
         self.readout_html = W.HTML()
         fig = make_subplots(rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]], row_heights=[0.62, 0.38],
                             horizontal_spacing=0.16, vertical_spacing=0.16,
-                            subplot_titles=("out-part W^l[i]", "in-part W^{l+1}[:, i]", "channel energies"))
+                            subplot_titles=("out-part W<sup>l</sup>[i]", "in-part W<sup>l+1</sup>[:, i]", "channel energies"))
         fig.add_heatmap(z=[[0.0]], coloraxis="coloraxis", row=1, col=1, name="out",
                         hovertemplate="in ch %{y}, tap %{x}: %{z:.4g}<extra></extra>")
         fig.add_heatmap(z=[[0.0]], coloraxis="coloraxis2", row=1, col=2, name="in",
                         hovertemplate="out ch %{y}, tap %{x}: %{z:.4g}<extra></extra>")
-        fig.add_bar(x=[], y=[], name="out-part ‖W^l[i]‖²", marker_color=OUT_COLOR, row=2, col=1)
-        fig.add_bar(x=[], y=[], name="in-part ‖W^{l+1}[:, i]‖²", marker_color=IN_COLOR, row=2, col=1)
+        fig.add_bar(x=[], y=[], name="out-part ‖W<sup>l</sup>[i]‖²", marker_color=OUT_COLOR, row=2, col=1)
+        fig.add_bar(x=[], y=[], name="in-part ‖W<sup>l+1</sup>[:, i]‖²", marker_color=IN_COLOR, row=2, col=1)
+        fig.add_scatter(x=[0], y=[0.0], mode="markers", name="current channel", hoverinfo="skip", row=2, col=1,
+                        marker=dict(symbol="triangle-down", size=11, color=CURRENT_COLOR))
         fig.update_layout(
             height=640, width=900, template="simple_white", barmode="stack", margin=dict(l=60, r=20, t=50, b=50),
             coloraxis=dict(colorscale="RdBu_r", cmid=0, colorbar=dict(x=0.42, len=0.55, y=0.75, thickness=12)),
@@ -108,8 +111,8 @@ class ChannelViewer(DisplayMixin):
         fig.update_yaxes(title_text="output channel of l+1", row=1, col=2)
         fig.update_xaxes(title_text="channel index", row=2, col=1)
         fig.update_yaxes(title_text="energy", row=2, col=1)
-        self.fig = go.FigureWidget(fig)
-        for trace in self.fig.data[2:]:
+        self.fig = live_figure(fig)
+        for trace in self.fig.data[2:4]:  # the two energy bar traces
             trace.on_click(self._on_bar_click)
         for w in (self.channel_slider, self.out_dropdown, self.in_dropdown):
             w.observe(self._on_control, names="value")
@@ -119,6 +122,7 @@ class ChannelViewer(DisplayMixin):
             W.HBox([self.out_dropdown, self.in_dropdown]),
             self.readout_html, self.fig,
         ])
+        self.widget.add_class("oicsr-channel-viewer")  # a stable hook for page styling and the browser tests
 
     def _set_slice_options(self, g: ChannelGroup) -> None:
         """Fill the out/in part selectors (hidden when the pair has only one of each)."""
@@ -173,8 +177,7 @@ class ChannelViewer(DisplayMixin):
         z_in = in_part(self.model, s_in, i) if s_in is not None else np.zeros((1, 1), dtype=np.float32)
         energy = self.energy[g.name].numpy()
         out_e = self.out_energy[g.name].numpy()
-        colors = [CURRENT_COLOR if j == i else OUT_COLOR for j in range(g.size)]
-        with self.fig.batch_update():
+        with redraw(self.fig):
             self.fig.data[0].z = z_out.tolist()
             self.fig.data[1].z = z_in.tolist()
             top_out = _layer_absmax(self.model, s_out.module)
@@ -182,15 +185,16 @@ class ChannelViewer(DisplayMixin):
             top_in = _layer_absmax(self.model, s_in.module) if s_in is not None else 1.0
             self.fig.layout.coloraxis2.cmin, self.fig.layout.coloraxis2.cmax = -top_in, top_in
             self.fig.data[2].x = self.fig.data[3].x = list(range(g.size))
+            in_e = (energy - out_e).clip(min=0)
             self.fig.data[2].y = out_e.tolist()
-            self.fig.data[3].y = (energy - out_e).clip(min=0).tolist()
-            self.fig.data[2].marker.color = colors
-            self.fig.data[3].marker.color = [CURRENT_COLOR if j == i else IN_COLOR for j in range(g.size)]
+            self.fig.data[3].y = in_e.tolist()
+            top = out_e + in_e  # the stacked bar's height; the marker sits just above the current one
+            self.fig.data[4].x, self.fig.data[4].y = [i], [float(top[i] + 0.06 * max(float(top.max()), 1e-30))]
             ann = self.fig.layout.annotations
             ann[0].text = f"out-part {esc(s_out.module)}[{s_out.indices[i]}]  {z_out.shape[0]}×{z_out.shape[1]}"
             ann[1].text = (f"in-part {esc(s_in.module)}[:, {s_in.indices[i]}]  {z_in.shape[0]}×{z_in.shape[1]}"
                            if s_in is not None else "no in-part (no consumer)")
-            ann[2].text = f"channel energies of {esc(group_label(g))} (current in {CURRENT_COLOR})"
+            ann[2].text = f"channel energies of {esc(group_label(g))} (▼ channel {i})"
         out_sq = float((z_out.astype(np.float64) ** 2).sum())
         in_sq = float((z_in.astype(np.float64) ** 2).sum()) if s_in is not None else 0.0
         rank = int((energy < energy[i]).sum())

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..groups.types import GroupSet
 from ..importance import NORMALIZATIONS
 from ._common import PRUNED_COLOR, DisplayMixin, Library, esc, group_label, reg_color, reg_label
+from ._figure import live_figure, redraw
 
 __all__ = ["EnergyExplorer"]
 MODES = ("threshold", "ratio")
@@ -68,27 +69,28 @@ class EnergyExplorer(DisplayMixin):
         self.level_slider = W.FloatSlider(value=level, min=0.0, max=1.0, step=0.001, continuous_update=True,
                                           description="threshold", readout_format=".3g", layout=W.Layout(width="420px"))
         self.readout_html = W.HTML()
-        self.overview = go.FigureWidget()
-        self.overview.add_bar(x=self.names, y=[0] * len(self.names), name="kept", hoverinfo="x+y+name")
-        self.overview.add_bar(x=self.names, y=[0] * len(self.names), name="below threshold",
-                              marker_color=PRUNED_COLOR, hoverinfo="x+y+name")
-        self.overview.update_layout(
+        overview = go.Figure()  # built complete, then wrapped (oicsr_lab.widgets._figure)
+        overview.add_bar(x=self.names, y=[0] * len(self.names), name="kept", hoverinfo="x+y+name")
+        overview.add_bar(x=self.names, y=[0] * len(self.names), name="below threshold",
+                         marker_color=PRUNED_COLOR, hoverinfo="x+y+name")
+        overview.update_layout(
             barmode="stack", height=260, width=900, template="simple_white", margin=dict(l=60, r=10, t=40, b=110),
             title=dict(text="network overview (click a bar to select the layer pair)", x=0, font=dict(size=13)),
             xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="channels"),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"), clickmode="event",
         )
-        for trace in self.overview.data:
-            trace.on_click(self._on_overview_click)
-        self.fig = go.FigureWidget()
+        fig = go.Figure()
         for reg in self.regs:
-            self.fig.add_scatter(x=[], y=[], name=reg_label(reg), mode="lines+markers", line=dict(color=reg_color(reg)),
-                                 hovertemplate="rank %{x}<br>channel %{customdata}<br>energy %{y:.4g}<extra>%{fullData.name}</extra>")
-        self.fig.update_layout(
+            fig.add_scatter(x=[], y=[], name=reg_label(reg), mode="lines+markers", line=dict(color=reg_color(reg)),
+                            hovertemplate="rank %{x}<br>channel %{customdata}<br>energy %{y:.4g}<extra>%{fullData.name}</extra>")
+        fig.update_layout(
             height=380, width=900, template="simple_white", margin=dict(l=70, r=10, t=40, b=50),
             xaxis=dict(title="channel (sorted by energy)"), yaxis=dict(title="out-in energy"),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
         )
+        self.overview, self.fig = live_figure(overview), live_figure(fig)
+        for trace in self.overview.data:
+            trace.on_click(self._on_overview_click)
         for w in (self.reg_dropdown, self.group_dropdown, self.overlay_checkbox, self.log_checkbox, self.level_slider):
             w.observe(self._on_control, names="value")
         self.normalize_dropdown.observe(self._on_normalize, names="value")
@@ -98,6 +100,7 @@ class EnergyExplorer(DisplayMixin):
             W.HBox([self.mode_toggle, self.level_slider, self.overlay_checkbox, self.log_checkbox]),
             self.readout_html, self.overview, self.fig,
         ])
+        self.widget.add_class("oicsr-energy-explorer")  # a stable hook for page styling and the browser tests
 
     # ------------------------------------------------------------------ setters
     def set_regularizer(self, reg: str) -> None:
@@ -198,7 +201,7 @@ class EnergyExplorer(DisplayMixin):
         per_group = {g: int((scores[reg][g] < thr[reg]).sum()) for g in self.names}
         below = {r: int((scores[r][name] < thr[r]).sum()) for r in shown}
         n = self.lib.by_name[name].size
-        with self.overview.batch_update():
+        with redraw(self.overview):
             sizes = [self.lib.by_name[g].size for g in self.names]
             self.overview.data[0].y = [s - per_group[g] for s, g in zip(sizes, self.names)]
             self.overview.data[0].marker.color = reg_color(reg)
@@ -206,7 +209,7 @@ class EnergyExplorer(DisplayMixin):
             widths = [3 if g == name else 0 for g in self.names]
             for trace in self.overview.data:
                 trace.marker.line = dict(width=widths, color="#000000")
-        with self.fig.batch_update():
+        with redraw(self.fig):
             for r, trace in zip(self.regs, self.fig.data):
                 trace.visible = r in shown
                 if r not in shown:

@@ -24,8 +24,19 @@ from ..importance import NORMALIZATIONS
 from ..inference import EvalBatches, estimate_interval, inference_copy
 from ..pruning import Plan
 from ._common import DENSE_COLOR, DisplayMixin, LatestOnly, Library, esc, reg_color, reg_label, split_subset
+from ._figure import live_figure, redraw
 
 __all__ = ["PruningExplorer"]
+
+
+def style_toggle(toggle: W.ToggleButton, reg: str) -> None:
+    """A run's show/hide button: on, a check mark and the run's colour in bold; off, grey and struck through."""
+    on = bool(toggle.value)
+    toggle.icon = "check" if on else ""
+    toggle.tooltip = f"{'hide' if on else 'show'} {reg_label(reg)}"
+    toggle.style.text_color = reg_color(reg) if on else "#9E9E9E"
+    toggle.style.font_weight = "bold" if on else "normal"
+    toggle.style.text_decoration = "none" if on else "line-through"
 
 
 def _plan_key(reg: str, plan: Plan | None) -> tuple:
@@ -103,11 +114,10 @@ class PruningExplorer(DisplayMixin):
         )
         self.normalize_dropdown = W.Dropdown(options=list(normalize_options), value=normalize, description="normalise",
                                              layout=W.Layout(width="230px"))
-        self.toggles = {
-            reg: W.ToggleButton(value=True, description=reg_label(reg), tooltip=f"show {reg_label(reg)}",
-                                layout=W.Layout(width="auto"), style={"text_color": reg_color(reg)})
-            for reg in self.regs
-        }
+        self.toggles = {reg: W.ToggleButton(value=True, description=reg_label(reg), layout=W.Layout(width="auto"))
+                        for reg in self.regs}
+        for reg, t in self.toggles.items():
+            style_toggle(t, reg)
         n_img = len(self.eval_split)
         self.accuracy_checkbox = W.Checkbox(value=accuracy, description=f"accuracy on {n_img} test images",
                                             indent=False, layout=W.Layout(width="auto"))
@@ -116,29 +126,31 @@ class PruningExplorer(DisplayMixin):
         self.readout_html = W.HTML()
         names = [g.name for g in self.lib.group_list]
         sizes = [g.size for g in self.lib.group_list]
-        self.fig = go.FigureWidget()
-        self.fig.add_scatter(x=names, y=sizes, mode="markers", name="dense", hoverinfo="x+y",
-                             marker=dict(symbol="line-ew-open", size=14, color="#7F7F7F", line=dict(width=2)))
+        fig = go.Figure()  # built complete, then wrapped (oicsr_lab.widgets._figure)
+        fig.add_scatter(x=names, y=sizes, mode="markers", name="dense", hoverinfo="x+y",
+                        marker=dict(symbol="line-ew-open", size=14, color="#7F7F7F", line=dict(width=2)))
         for reg in self.regs:
-            self.fig.add_bar(x=names, y=sizes, name=reg_label(reg), marker_color=reg_color(reg))
-        self.fig.update_layout(
+            fig.add_bar(x=names, y=sizes, name=reg_label(reg), marker_color=reg_color(reg))
+        fig.update_layout(
             barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=60, r=10, t=64, b=120),
             title=dict(text="kept channels per layer pair", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
             xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="kept channels", rangemode="tozero"),
         )
-        self.acc_fig = go.FigureWidget()
+        self.fig = live_figure(fig)
+        acc = go.Figure()
         labels = [reg_label(r) for r in self.regs]
-        self.acc_fig.add_bar(x=labels, y=[0.0] * len(labels), name="dense", marker_color=DENSE_COLOR)
-        self.acc_fig.add_bar(x=labels, y=[0.0] * len(labels), name="pruned", text=[""] * len(labels),
-                             textposition="outside", marker_color=[reg_color(r) for r in self.regs])
-        self.acc_fig.update_layout(
+        acc.add_bar(x=labels, y=[0.0] * len(labels), name="dense", marker_color=DENSE_COLOR)
+        acc.add_bar(x=labels, y=[0.0] * len(labels), name="pruned", text=[""] * len(labels),
+                    textposition="outside", marker_color=[reg_color(r) for r in self.regs])
+        acc.update_layout(
             barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=50, r=10, t=64, b=120),
             title=dict(text="top-1 before retraining", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
             showlegend=True,
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
             yaxis=dict(title="accuracy (%)", range=[0, 100]),
         )
+        self.acc_fig = live_figure(acc)
         self.ratio_slider.observe(self._on_control, names="value")
         self.normalize_dropdown.observe(self._on_control, names="value")
         self.accuracy_checkbox.observe(self._on_control, names="value")
@@ -151,6 +163,7 @@ class PruningExplorer(DisplayMixin):
             self.readout_html,
             self._figure_row(),
         ])
+        self.widget.add_class("oicsr-pruning-explorer")  # a stable hook for page styling and the browser tests
 
     def _figure_row(self) -> W.Box:
         """The two figures side by side while they fit, the accuracy one wrapped below otherwise.
@@ -215,10 +228,12 @@ class PruningExplorer(DisplayMixin):
         ratio, norm, shown = self.ratio, self.normalize, self.selected
         plans = {reg: self.lib.plan(reg, ratio, norm) for reg in shown}
         names = [g.name for g in self.lib.group_list]
+        for reg, t in self.toggles.items():
+            style_toggle(t, reg)
         with self._lock:
             self.plans = plans
             self.readout = {reg: self._readout_row(reg, p) for reg, p in plans.items()}
-            with self.fig.batch_update():
+            with redraw(self.fig):
                 for reg, trace in zip(self.regs, self.fig.data[1:]):
                     trace.visible = reg in plans
                     if reg in plans:
@@ -268,7 +283,7 @@ class PruningExplorer(DisplayMixin):
         shown = [reg in self.readout for reg in self.regs]
         pruned = [self.readout[r]["acc"] if s else None for r, s in zip(self.regs, shown)]
         dense = [self.readout[r]["acc_dense"] if s else None for r, s in zip(self.regs, shown)]
-        with self.acc_fig.batch_update():
+        with redraw(self.acc_fig):
             self.acc_fig.data[0].y = [d if d is not None else 0.0 for d in dense]
             part = [self.readout[r]["acc_partial"] if s else None for r, s in zip(self.regs, shown)]
             self.acc_fig.data[1].y = [p if p is not None else q[0] if q else 0.0 for p, q in zip(pruned, part)]
