@@ -272,6 +272,10 @@ def test_write_report(energies, sweep, tmp_path):
                    "plotly", "lambda", 'class="computed"'):
         assert needle in page, needle
     assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page and "<script" not in page
+    # the first figure comes before any block of configuration JSON, which is collapsed after the figures
+    first_figure, details = page.index("<figure"), page.index('<details id="run-details">')
+    assert "<pre>" not in page[:first_figure] and "lambda" not in page[:first_figure]
+    assert details > page.rindex("</figure>") and "lambda" in page[details:] and "1 h 02 min 05 s" in page[:first_figure]
     inline = P.write_report(tmp_path, {}, figures[:1], inline_images=True).read_text(encoding="utf-8")
     assert "data:image/png;base64," in inline and "not recorded" in inline
     with pytest.raises(ConfigError, match="no figures"):

@@ -1,5 +1,9 @@
 """``index.html`` of a report folder: every figure (PNG shown, PDF/HTML linked) and the run's summary.
 
+The run's short facts (preset, data, seeds, wall time, notes) come before the figures; its
+configuration, package versions and the rest of ``summary.json`` follow them, collapsed in a
+``<details>`` block.
+
 The page is self-contained for offline viewing: inline CSS, no scripts, no web fonts, and
 figures referenced by relative links inside the report folder (``inline_images=True`` embeds the
 PNGs as data URIs instead, so the page alone shows them). Interactive-only figures (an HTML
@@ -40,6 +44,7 @@ figure img {max-width: 100%; height: auto; border: 1px solid #eee;}
 figure iframe {width: 100%; height: 560px; border: 1px solid #eee;}
 figcaption {font-size: 0.9em; color: #444; margin-top: 0.3em;}
 .links a {margin-right: 1em; font-size: 0.9em;}
+details summary {cursor: pointer; color: #333;}
 footer {margin-top: 3em; font-size: 0.8em; color: #777; border-top: 1px solid #eee; padding-top: 0.6em;}
 """
 
@@ -102,18 +107,39 @@ def _current_versions() -> dict[str, str]:
     return out
 
 
-def _summary_html(summary: Mapping[str, Any]) -> str:
-    """The run section: config, data, seeds, wall time, package versions, then anything else."""
+def _data_text(data: Any) -> str:
+    """A data identity as one line (``cifar10: 50000 train / 10000 test, 10 classes``); other values as given."""
+    if isinstance(data, Mapping) and "name" in data:
+        sizes = [f"{data[k]} {k}" for k in ("train", "val", "test") if k in data]
+        classes = f", {data['classes']} classes" if "classes" in data else ""
+        return f"{data['name']}: {' / '.join(sizes)}{classes}" if sizes else str(data["name"])
+    return "not recorded" if data is None else data if isinstance(data, str) else json.dumps(data, default=str)
+
+
+def _split_summary(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """(the short run facts shown before the figures, the collapsed run details shown after them).
+
+    The facts are one line each (preset, model, data, seeds, wall time, device, notes); the
+    configuration, package versions and everything else summary.json holds go into a ``<details>``
+    at the end of the page, so the figures are not pushed down by screens of JSON.
+    """
     s = dict(summary)
-    parts = []
     _, wall = _take(s, _KNOWN["wall"])
     _, seeds = _take(s, _KNOWN["seeds"])
     _, data = _take(s, _KNOWN["data"])
     facts = {k: s.pop(k) for k in ("preset", "model", "dataset_name", "created", "started", "finished") if k in s}
-    facts["data"] = data if data is not None else "not recorded"
-    facts["seeds"] = seeds if seeds is not None else "not recorded"
+    facts["data"] = _data_text(data)
+    facts["seeds"] = ", ".join(map(str, seeds)) if isinstance(seeds, (list, tuple)) else seeds if seeds is not None \
+        else "not recorded"
     facts["wall time"] = format_duration(wall) if wall is not None else "not recorded"
-    parts.append(_kv_table(facts))
+    facts.update({k: s.pop(k) for k in ("device", "threads") if k in s and not isinstance(s[k], (dict, list))})
+    notes = s.pop("notes", None)
+    head = _kv_table(facts)
+    if isinstance(notes, (list, tuple)) and notes:
+        head += "<ul class=\"meta\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
+    head += '<p class="meta">Configuration, package versions and the rest of the summary: <a href="#run-details">' \
+            "run details</a> at the end of the page.</p>"
+    parts = []
     _, config = _take(s, _KNOWN["config"])
     parts.append("<h3>Configuration</h3>" + (_kv_table(config) if isinstance(config, Mapping) and config
                                                else f"<p>{_value(config) if config else 'not recorded'}</p>"))
@@ -125,7 +151,9 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
                      "versions of the environment that wrote this page:</p>" + _kv_table(_current_versions()))
     if s:
         parts.append("<h3>Other</h3>" + _kv_table(s))
-    return "\n".join(parts)
+    details = ('<details id="run-details"><summary>Run details: configuration, package versions and everything '
+               "else the summary records</summary>" + "\n".join(parts) + "</details>")
+    return head, details
 
 
 _PNG_SCALE = 0.7  # 200-dpi PNGs shown at ~140 dpi: a column-width figure ~470 px, a page-width one ~960 px
@@ -188,8 +216,10 @@ def write_report(report_dir: str | os.PathLike, summary: Mapping[str, Any] | str
                                  inline_images))
     toc = "".join(f'<li><a href="#fig{i}">{_e(item[0])}</a></li>' for i, item in enumerate(figures, start=1))
     toc += "".join(f'<li><a href="#table{i}">{_e(t)}</a></li>' for i, (t, _) in enumerate(tables, start=1))
+    toc += '<li><a href="#run-details">Run details</a></li>'
     tabs = "".join(f'<section id="table{i}"><h3>{_e(t)}</h3>{frag}</section>' for i, (t, frag) in enumerate(tables, 1))
     heading = summary.get("preset") or summary.get("model")
+    run_facts, run_details = _split_summary(summary)
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     from .. import __version__
 
@@ -204,9 +234,11 @@ Everything on this page is local: it opens without an internet connection.</p>
 {f"<p>{_e(intro)}</p>" if intro else ""}
 <nav><h2>Contents</h2><ol>{toc}</ol></nav>
 <h2>Run</h2>
-{_summary_html(summary)}
+{run_facts}
 {"<h2>Figures</h2>" + "".join(figs) if figs else ""}
 {"<h2>Tables</h2>" + tabs if tables else ""}
+<h2>Run details</h2>
+{run_details}
 <footer>OICSR: Out-In-Channel Sparsity Regularization for Compact Deep Neural Networks (Li et al., CVPR 2019);
 what is published and what is a lab choice: docs/method.md in the oicsr-lab repository.
 Figures: PNG at 200 dpi and vector PDF; interactive versions use the bundled plotly.min.js.</footer>
