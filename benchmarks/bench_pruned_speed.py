@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from oicsr_lab.errors import PlanError
 from oicsr_lab.flops import count_flops
 from oicsr_lab.groups import find_groups
 from oicsr_lab.importance import channel_energy
@@ -97,7 +98,11 @@ def _variants(name: str, ratios: list[float], round_tos: list[int | None], cap: 
     for ratio in ratios:
         for r in round_tos:
             t = time.perf_counter()
-            plan = global_greedy_plan(dense, groups, scores, ratio, max_layer_ratio=cap, round_to=r, report=report)
+            try:
+                plan = global_greedy_plan(dense, groups, scores, ratio, max_layer_ratio=cap, round_to=r, report=report)
+            except PlanError as e:  # e.g. a high ratio with round_to on coarse groups: say so, time the rest
+                print(f"# {name} ratio {ratio:.0%} round_to {r}: skipped ({e})")
+                continue
             small = prune(dense, plan).eval()
             dt = time.perf_counter() - t
             out.append((ratio, r, plan.flops_before / plan.flops_after, small, dt, plan.achieved_ratio))

@@ -125,6 +125,12 @@ def test_torchvision_grouped_models_prune_at_30_percent(name: str) -> None:
     assert shrunk > 0
     with torch.no_grad():
         assert float((model(x) - small(x)).abs().max()) > 1e-4  # something was really removed
+    # round_to=8 counts channels, not conv groups: every pruned conv keeps a multiple of 8 filters
+    plan8 = global_greedy_plan(model, groups, channel_energy(model, groups), 0.3, example_input=x[:1], round_to=8)
+    small8 = prune(model, plan8)
+    cut = {s.module for g in groups.prunable if plan8.layer_ratios[g.name] > 0 for s in g.out_slices}
+    assert cut and all(small8.get_submodule(n).out_channels % 8 == 0 for n in cut)
+    assert plan8.achieved_ratio >= 0.3 and masked_vs_pruned(model, plan8, x)[0] <= 1e-4
 
 
 class Shuffle(nn.Module):

@@ -18,13 +18,14 @@ Accounting is exact and incremental: each Conv/Linear module keeps its current i
 dropping an out-channel saves ``unit * in_now`` and dropping an in-channel (``block`` columns)
 saves ``unit * block * out_now``, so the sum telescopes to ``macs_before - macs_after``. Grouped
 convs lose whole conv groups, so an out-channel saves ``unit * in/groups`` (fixed) and their
-in-channels save nothing more. The caps
-depend on counts only, so they are applied before the pass, which is one sorted sweep with
-O(slices) integer updates per channel.
+in-channels save nothing more. The caps depend on counts only, so they are applied before the
+pass, which is one sorted sweep with O(slices) integer updates per channel.
 
-``round_to=r`` makes every pruned group keep a multiple of ``r`` channels: a group's sorted
-channels are popped in chunks (first ``size % r``, then ``r`` at a time) scored by the mean of
-the chunk, so the target is still reached (at chunk granularity) and FLOPs stay exact.
+``round_to=r`` makes every pruned group keep a multiple of ``r`` channels in every module: a
+group's sorted channels are popped in chunks (first ``size % r``, then ``r`` at a time) scored by
+the mean of the chunk, so the target is still reached (at chunk granularity) and FLOPs stay exact.
+A channel owning ``k`` indices of a module (a whole conv group of ``k`` channels) needs only
+multiples of ``r / gcd(r, k)`` channels.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import PlanError, UnsupportedModelError
-from ..flops import FlopsReport, count_flops
+from ..flops import FlopsReport, count_flops, report_from_shapes
 from ..groups.types import ChannelGroup, GroupSet
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -168,12 +169,9 @@ def _check_slices(model: nn.Module, g: ChannelGroup) -> None:
     """Raise UnsupportedModelError for a slice that surgery could not apply."""
     for s in g.slices:
         m = model.get_submodule(s.module)
-        ok = {
-            "out": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m)),
-            "in": isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m)),
-            "dw": isinstance(m, _CONV) and _depthwise(m),
-            "bn": isinstance(m, _BN),
-        }.get(s.kind, False)
+        plain = isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m))
+        ok = {"out": plain, "in": plain, "dw": isinstance(m, _CONV) and _depthwise(m), "bn": isinstance(m, _BN)}
+        ok = ok.get(s.kind, False)
         if not ok:
             raise UnsupportedModelError(
                 f"group {g.name!r}: cannot prune a {s.kind!r} slice of {s.module} ({type(m).__name__}"
@@ -188,8 +186,6 @@ def _report(model: nn.Module, groups: Any, example_input: Any, report: FlopsRepo
         return report
     if example_input is not None:
         return count_flops(model, example_input)
-    from ..flops import report_from_shapes
-
     info = getattr(groups, "module_info", None) or {}
     rep = report_from_shapes(model, info)
     if rep is None:
@@ -211,6 +207,14 @@ def _validate(flops_ratio: float, max_layer_ratio: float, min_channels: int, rou
         raise PlanError(f"min_channels must be >= 1, got {min_channels!r}")
     if round_to is not None and int(round_to) < 1:
         raise PlanError(f"round_to must be a positive integer or None, got {round_to!r}")
+
+
+def _group_round(g: ChannelGroup, r: int) -> int:
+    """Channels per chunk so every module keeps a multiple of ``r`` indices (``k`` indices per channel)."""
+    counts: dict[tuple[str, str], int] = {}
+    for s in g.slices:
+        counts[(s.module, s.kind)] = counts.get((s.module, s.kind), 0) + 1
+    return math.lcm(*(r // math.gcd(r, k) for k in counts.values())) if counts else r
 
 
 def _chunks(scores: np.ndarray, max_remove: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -316,8 +320,6 @@ def global_greedy_plan(
     for g in prunable:
         _check_slices(model, g)
     st = _Widths(model, rep, (s.module for g in prunable for s in g.slices))
-    r = int(round_to) if round_to else 1
-    floor_keep = max(int(min_channels), r if round_to else 1)
     orders, ops, c_group, c_end, c_score = [], [], [], [], []
     for gi, g in enumerate(prunable):
         if g.name not in scores:
@@ -325,7 +327,8 @@ def global_greedy_plan(
         s = torch.as_tensor(scores[g.name]).detach().double().cpu().numpy().reshape(-1)
         if s.shape[0] != g.size or not np.isfinite(s).all():
             raise PlanError(f"scores for group {g.name!r} must be {g.size} finite values, got shape {s.shape}")
-        max_remove = min(int(math.floor(max_layer_ratio * g.size + 1e-9)), g.size - floor_keep)
+        r = _group_round(g, int(round_to)) if round_to else 1
+        max_remove = min(int(math.floor(max_layer_ratio * g.size + 1e-9)), g.size - max(int(min_channels), r))
         order, ends, means = _chunks(s, max_remove, r)
         orders.append(order)
         ops.append([(s_.kind, st.pos[s_.module], s_.block) for s_ in g.slices if s_.kind != "bn"])
