@@ -121,8 +121,8 @@ def test_out_folder_nobody_can_write(inputs, data_dir, capsys) -> None:
 
 RUN_CASES = [  # (argv with {root}/{run}, expected words, the file that must stay unchanged)
     (["train", "--preset", "ci", "--resume", "--out", "{run}", "--model", "resnet32"], "checkpoint is for", "checkpoint.pt"),
-    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--data", "imagefolder:{root}/three", "--batch-size", "2"],
-     "num_classes=10", "checkpoint.pt"),
+    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--data", "imagefolder:{root}/three", "--batch-size", "2",
+      "--val-images", "0"], "num_classes=10", "checkpoint.pt"),  # a 12-image set: no validation hold-out
     (["train", "--preset", "ci", "--resume", "--out", "{run}", "--epochs", "2"], "truncated or corrupt", "truncated"),
     (["eval", "{root}/truncated.pt"], "truncated or corrupt", None),
     (["eval", "{root}/garbage.pt"], "truncated or corrupt", None),

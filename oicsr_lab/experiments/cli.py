@@ -29,6 +29,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-finetune-epochs", type=int, help="final fine-tuning epochs (default: the preset's)")
     p.add_argument("--table1-weights", help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for independent runs (default: the idle cores, one thread each)")
     add_common(p)
     for action in p._actions:
         if action.dest == "threads":
@@ -60,7 +62,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
         pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
-        device=args.device, threads=args.threads, data_dir=args.data_dir,
+        device=args.device, threads=args.threads, jobs=args.jobs, data_dir=args.data_dir,
         show_progress=False if args.no_progress else None,
     )
     print(f"report: {args.out or f'reports/{args.preset}'}/index.html  (wall {summary['wall_s']:.1f}s, "
@@ -80,4 +82,46 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from .tables import report_tables
 
     print(report_tables(args.report))
+    return 0
+
+
+def _calibrate_args(p: argparse.ArgumentParser) -> None:
+    """Options of ``calibrate``."""
+    p.add_argument("--preset", default="quick", choices=sorted(REPRODUCE), help="budget and data of the runs")
+    p.add_argument("--out", help="folder for the runs and calibration.{json,md} (default: reports/calibrate-<preset>)")
+    p.add_argument("--regs", help="comma-separated regularisers (default: all six; l2 is always included)")
+    p.add_argument("--seeds", help="comma-separated calibration seeds (default: 100,101, disjoint from reproduce's)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the preset's reproduce budget); "
+                                              "shorter budgets are transferred by lambda x sum(lr)")
+    p.add_argument("--grid", action="append", default=[], metavar="REG=V1,V2,...",
+                   help="this regulariser's lambda grid (default: the preset's log grid, sqrt(2) steps)")
+    p.add_argument("--tolerance", type=float, help="validation-accuracy points below L2 still accepted")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: --threads, one thread each)")
+    add_common(p)
+
+
+def _grids(items: list[str]) -> dict[str, list[float]]:
+    """``["gl=0.1,0.2"]`` -> ``{"gl": [0.1, 0.2]}``."""
+    out = {}
+    for kv in items:
+        reg, sep, vals = kv.partition("=")
+        values = parse_list(vals, float) if sep else None
+        if not values or reg.strip() not in ALL_REGS:
+            raise ConfigError(f"--grid {kv!r} must be REG=V1,V2,... with REG in {', '.join(ALL_REGS)}")
+        out[reg.strip()] = values
+    return out
+
+
+@subcommand("calibrate", _calibrate_args)
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Choose each regulariser's strength on the validation split by one rule (writes calibration.md)."""
+    from .calibrate import calibrate
+
+    rec = calibrate(args.preset, args.out, regs=parse_list(args.regs), seeds=parse_list(args.seeds, int),
+                    epochs=args.epochs, grids=_grids(args.grid), tolerance=args.tolerance, jobs=args.jobs,
+                    threads=args.threads, data_dir=args.data_dir, device=args.device,
+                    show_progress=False if args.no_progress else None)
+    for reg, c in rec["choice"].items():
+        print(f"{reg}: lambda {c['strength']:g} (val acc {c['val_acc']['mean']:.1f}"
+              f"{'' if c['within'] else ', none within tolerance'}; at the preset's budget {c['transferred']:.3g})")
     return 0

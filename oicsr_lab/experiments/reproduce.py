@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import load_dataset
+from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..progress import progress
 from ..pruning.iterative import PIPELINE_COLUMNS
@@ -27,7 +28,9 @@ from .pipeline import pipeline_cached
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity, train_cached
 from .spec import build_spec, run_config
-from .sweep import SWEEP_COLUMNS, channel_energies, criteria_for, sweep_model
+from .workers import default_jobs, run_parallel
+from .sweep import SWEEP_COLUMNS
+from .sweep_step import model_label, sweep_cached
 
 FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "table1.json", "summary.json", "index.html")
 
@@ -66,32 +69,6 @@ def _with_hit(run: TrainedRun) -> tuple[TrainedRun, bool]:
     return run, run.hit
 
 
-def _model_label(cfg: dict[str, Any]) -> str:
-    """Model name as it appears in sweep.csv (width appended when not 1)."""
-    return cfg["model"] if float(cfg["width"]) == 1.0 else f"{cfg['model']}x{float(cfg['width']):g}"
-
-
-def _sweep_cached(run: TrainedRun, data, spec: dict[str, Any], root: Path, device, show_progress) -> tuple[dict, bool]:
-    """Energies + sweep rows + plans of one trained run (cached under ``root/sweeps``)."""
-    sw = spec["sweep"]
-    folder = root / "sweeps" / f"{run.config.reg}-{config_hash({'run': run.key, 'sweep': sw})}"
-
-    def compute(f: Path) -> dict[str, Any]:
-        from ..groups import find_groups
-
-        model = run.load_model(device)
-        groups = find_groups(model.eval(), data.example_input().to(device))
-        test = data.test.subset(sw["test_images"], seed=0)
-        meta = {"model": _model_label(spec["base_config"]), "reg": run.config.reg, "seed": run.config.seed}
-        rows, plans = sweep_model(model, groups, data, test, sw["ratios"], criteria_for(run.config.reg),
-                                  normalize=sw["normalize"], max_layer_ratio=sw["max_layer_ratio"], meta=meta,
-                                  device=device, show_progress=show_progress)
-        return {"run": run.key, "rows": rows, "plans": plans, "energies": channel_energies(model, groups),
-                "test_images": len(test)}
-
-    return cached(folder, compute)
-
-
 def _table1_cached(root: Path, weights: str | None) -> tuple[dict, bool]:
     """table1.json content (cached under ``root/table1``)."""
     from .table1 import compute_table1
@@ -120,14 +97,22 @@ def reproduce(
     table1_weights: str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    jobs: int | None = None,
     data_dir: str | Path | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = _stderr,
 ) -> dict[str, Any]:
-    """Run (or resume, or read back) the whole reproduction at ``preset``; returns the summary dict."""
+    """Run (or resume, or read back) the whole reproduction at ``preset``; returns the summary dict.
+
+    ``jobs``: worker processes for the independent (regulariser, seed) steps (default: what fits
+    the idle cores, one thread each; see :mod:`.workers`); ``threads``: CPU threads in all.
+    """
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
-    set_threads(threads if threads is not None else auto_threads())
+    total_threads = threads if threads is not None else (auto_threads() or os.cpu_count() or 1)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}; pass e.g. --jobs 2")
+    set_threads(total_threads)
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
                       pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs)
@@ -139,6 +124,11 @@ def reproduce(
         log(f"note: {note}")
     data_id = data_identity(data)  # keys the run cache (not the data folder, so moving the data keeps it)
     seeds_, regs_ = spec["seeds"], spec["regs"]
+    jobs = jobs if jobs is not None else default_jobs(len(seeds_) * len(regs_), total_threads)
+    in_workers: dict[str, bool] = {}
+    if jobs > 1:
+        in_workers = run_parallel(spec, root, jobs, total_threads, str(data_dir) if data_dir else None,
+                                  str(device), show_progress, log)
     n_tasks = len(seeds_) * len(regs_) * 2 + len(spec["pipeline"]["regs"]) + int(table1) + 1
     bar = progress(total=n_tasks, desc=f"reproduce {preset}", unit="task", enabled=show_progress)
     hits: dict[str, int] = {"hit": 0, "computed": 0}
@@ -148,8 +138,11 @@ def reproduce(
         bar.set_postfix_str(label)
         t = time.perf_counter()
         res, hit = fn()
+        if label in in_workers:  # computed (or found) by a worker; here it is read back from the cache
+            hit = in_workers[label]
         hits["hit" if hit else "computed"] += 1
-        log(f"{label}: {'cached' if hit else f'done in {time.perf_counter() - t:.1f}s'}")
+        if label not in in_workers:
+            log(f"{label}: {'cached' if hit else f'done in {time.perf_counter() - t:.1f}s'}")
         bar.update(1)
         return res
 
@@ -159,7 +152,7 @@ def reproduce(
             cfg = run_config(spec, reg, seed)
             runs[seed][reg] = step(f"train {reg} seed {seed}", lambda cfg=cfg: _with_hit(
                 train_cached(cfg, root, data, data_id, dev, inner, log)))
-    sweeps = {s: {reg: step(f"sweep {reg} seed {s}", lambda r=runs[s][reg]: _sweep_cached(r, data, spec, root, dev, inner))
+    sweeps = {s: {reg: step(f"sweep {reg} seed {s}", lambda r=runs[s][reg]: sweep_cached(r, data, spec, root, dev, inner))
                   for reg in regs_} for s in seeds_}
     s0 = seeds_[0]
     pipe_rows: list[dict[str, Any]] = []
@@ -171,7 +164,7 @@ def reproduce(
 
     # -- plain data ---------------------------------------------------------------------------
     bar.set_postfix_str("report")
-    label = _model_label(spec["base_config"])
+    label = model_label(spec["base_config"])
     energies = {"model": label, "criterion": "out_in", "seed": s0, "normalize": "none",
                 "runs": {reg: sweeps[s0][reg]["energies"]["out_in"] for reg in regs_},
                 "out_energies": {reg: sweeps[s0][reg]["energies"]["out"] for reg in regs_}}
@@ -188,8 +181,8 @@ def reproduce(
         atomic_write_json(root / "table1.json", t1)
     summary = {
         "preset": preset, "config": spec, "data": {**data_id, "source": data.source, "notes": data.notes},
-        "seeds": seeds_, "device": str(dev),
-        "threads": torch.get_num_threads(), "versions": versions(),
+        "seeds": seeds_, "device": str(dev), "jobs": jobs,
+        "threads": total_threads, "versions": versions(),
         "runs": {str(s): {reg: {"folder": str(r.folder.relative_to(root)), "test_acc": r.result["test_acc"],
                                 "train_wall_s": r.result.get("wall_s"), "cached": r.hit}
                           for reg, r in runs[s].items()} for s in seeds_},

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..data import DatasetSplits
 from ..io import atomic_write_json, atomic_write_text
+from ..locks import file_lock
 from ..train import TrainConfig, build_trainer, load_trained
 
 CACHE_VERSION = 1  # bump to invalidate every cached result after a semantic change
@@ -53,14 +54,27 @@ def finish(folder: Path, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+LOCK = ".lock"
+
+
 def cached(folder: Path, compute: Callable[[Path], dict[str, Any]], log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
-    """``(result, hit)``: the finished result in ``folder``, else ``compute(folder)`` recorded atomically."""
+    """``(result, hit)``: the finished result in ``folder``, else ``compute(folder)`` recorded atomically.
+
+    The computation holds an exclusive lock on ``folder/.lock`` (:func:`~oicsr_lab.locks.file_lock`),
+    so concurrent workers or ``reproduce`` commands sharing one cache compute each step once:
+    the second waits, then reads the first one's result. A killed process releases its lock and
+    leaves a partial folder (no ``DONE``) that the next caller resumes.
+    """
     if is_done(folder):
         return read_result(folder), True
     folder.mkdir(parents=True, exist_ok=True)
-    if log is not None and any(folder.iterdir()):
-        log(f"resuming partial result in {folder}")
-    return finish(folder, compute(folder)), False
+    waiting = (lambda: log(f"waiting for another process computing {folder}")) if log is not None else None
+    with file_lock(folder / LOCK, on_wait=waiting):
+        if is_done(folder):  # finished by the process we waited for
+            return read_result(folder), True
+        if log is not None and any(p.name != LOCK for p in folder.iterdir()):
+            log(f"resuming partial result in {folder}")
+        return finish(folder, compute(folder)), False
 
 
 @dataclass

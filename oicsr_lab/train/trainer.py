@@ -125,7 +125,8 @@ class Trainer:
     """Train ``model`` on ``data`` under ``config``; ``out_dir`` gets checkpoint.pt and metrics.jsonl.
 
     ``num_workers`` (streamed data only): DataLoader workers per process, default ``$OICSR_LAB_WORKERS``
-    or min(8, CPUs - 1) shared by the local ranks.
+    or min(8, CPUs - 1) shared by the local ranks. ``evaluate_test=False`` never touches the test
+    split (calibration: every choice is made on the validation split; see ``val_images``).
     """
 
     def __init__(
@@ -140,8 +141,10 @@ class Trainer:
         show_progress: bool | None = None,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
         num_workers: int | None = None,
+        evaluate_test: bool = True,
     ) -> None:
         self.config = config.validate()
+        self.evaluate_test = evaluate_test
         if config.val_images:
             if not isinstance(data, DatasetSplits):
                 raise ConfigError(f"val_images={config.val_images} needs data decoded into memory; streamed data "
@@ -172,7 +175,7 @@ class Trainer:
         if self.net is not self.model:
             self.model = self.net.module  # BN layers were swapped for their synchronised twins
         self.train_split = data.train.subset(config.train_subset, seed=config.seed)
-        self.test_split = data.test.subset(config.test_subset, seed=config.seed)
+        self.test_split = data.test.subset(config.test_subset, seed=config.seed) if evaluate_test else None
         self.val_split = getattr(data, "val", None)
         if len(self.train_split) < config.batch_size:
             raise ConfigError(f"the training split has {len(self.train_split)} images, fewer than one batch of "
@@ -186,7 +189,7 @@ class Trainer:
         )
         self.streaming = isinstance(self.train_split, StreamingSplit)
         self.eval_loader = None
-        if self.streaming:
+        if self.streaming and evaluate_test:
             self.eval_loader = make_loader(
                 self.test_split, config.batch_size, data.mean, data.std, device=self.device, rank=self.rank,
                 world_size=self.world_size, channels_last=config.channels_last, input_size=data.input_size,
@@ -268,11 +271,13 @@ class Trainer:
                        enabled=self.show_progress if self.rank == 0 else False)
         while self.epoch < self.config.epochs:
             record = self.train_one_epoch()
-            if self.streaming:
+            if not self.evaluate_test:
+                pass
+            elif self.streaming:
                 metrics = evaluate(self.model, self.data, self.test_split, topk=(1, 5), loader=self.eval_loader)
+                record.update({f"test_{k}": v for k, v in metrics.items()})
             else:
-                metrics = evaluate(self.model, self.data, self.test_split)
-            record.update({f"test_{k}": v for k, v in metrics.items()})
+                record.update({f"test_{k}": v for k, v in evaluate(self.model, self.data, self.test_split).items()})
             if self.val_split is not None:
                 record.update({f"val_{k}": v for k, v in evaluate(self.model, self.data, self.val_split).items()})
             self.history.append(record)
@@ -280,7 +285,8 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(record)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['test_acc']:.1f}")
+            shown = record.get("test_acc", record.get("val_acc"))
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", **({"acc": f"{shown:.1f}"} if shown is not None else {}))
         bar.close()
         return self.history
 

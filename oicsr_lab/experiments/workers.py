@@ -1,0 +1,117 @@
+"""``reproduce --jobs N``: the independent steps of a reproduction in N worker processes.
+
+A *task* is one (regulariser, seed): train the run, sweep it, and (first seed only, for the
+pipeline's regularisers) prune it iteratively. Tasks share nothing but the run cache, whose
+per-step locks (:func:`~oicsr_lab.experiments.runs.cached`) make them safe to run side by side,
+also next to another ``reproduce`` on the same folder. Workers are *spawned* (not forked: a
+forked OpenMP runtime can hang) and each uses ``threads // jobs`` torch threads, at least one:
+two one-thread runs use a 2-core CPU better than one two-thread run.
+
+After the pool has finished, ``reproduce`` walks the same steps again in order; every step is
+then a cache hit, so the report is assembled exactly as after a sequential run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable
+
+from ..progress import progress
+
+_DATA: dict[tuple, Any] = {}  # per worker process: data sets already decoded
+
+
+def default_jobs(n_tasks: int, threads: int | None) -> int:
+    """What fits the cores: one worker per available thread (``threads``, else all cores), at most one per task."""
+    cores = threads or os.cpu_count() or 1
+    return max(1, min(int(cores), n_tasks))
+
+
+def _worker_init(threads: int, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _data(name: str, data_dir: str | None):
+    from ..data import load_dataset
+
+    key = (name, data_dir)
+    if key not in _DATA:
+        _DATA[key] = load_dataset(name, root=data_dir)
+    return _DATA[key]
+
+
+def run_task(spec: dict[str, Any], root: str, reg: str, seed: int, data_dir: str | None,
+             device: str) -> dict[str, bool]:
+    """Train + sweep (+ pipeline) one (reg, seed) of ``spec`` in this worker; returns ``{step label: cache hit}``."""
+    from ..train import resolve_device
+    from .pipeline import pipeline_cached
+    from .sweep_step import sweep_cached
+    from .runs import data_identity, train_cached
+    from .spec import run_config
+
+    wid = multiprocessing.current_process().name.replace("SpawnProcess-", "worker ")
+
+    def log(msg: str) -> None:
+        print(f"[{wid}] {msg}", file=sys.stderr, flush=True)
+
+    data = _data(spec["base_config"]["dataset"], data_dir)
+    dev = resolve_device(device)
+    out: dict[str, bool] = {}
+    run = train_cached(run_config(spec, reg, seed), Path(root), data, data_identity(data), dev, False, log)
+    out[f"train {reg} seed {seed}"] = run.hit
+    log(f"train {reg} seed {seed}: {'cached' if run.hit else 'done'}")
+    _, hit = sweep_cached(run, data, spec, Path(root), dev, False)
+    out[f"sweep {reg} seed {seed}"] = hit
+    log(f"sweep {reg} seed {seed}: {'cached' if hit else 'done'}")
+    if seed == spec["seeds"][0] and reg in spec["pipeline"]["regs"]:
+        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
+        _, hit = pipeline_cached(run, data, Path(root), settings, dev, False, log)
+        out[f"pipeline {reg}"] = hit
+        log(f"pipeline {reg}: {'cached' if hit else 'done'}")
+    return out
+
+
+def map_in_workers(fn: Callable[..., Any], tasks: dict[str, tuple], jobs: int, threads: int, desc: str,
+                   show_progress: bool | None) -> dict[str, Any]:
+    """``{label: fn(*args)}`` for every ``label: args`` of ``tasks``, in ``jobs`` spawned workers.
+
+    ``fn`` must be importable (a module-level function). Each worker uses ``threads // jobs``
+    torch threads (at least one). One aggregated progress bar shows tasks done and the next ones.
+    A worker that dies (e.g. SIGKILL) makes this raise (BrokenProcessPool); the cached steps it
+    left partial are resumed by the next call.
+    """
+    per = max(1, threads // jobs)
+    env = {"OMP_NUM_THREADS": str(per), "OICSR_LAB_PROGRESS": "0"}
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[str, Any] = {}
+    bar = progress(total=len(tasks), desc=desc, unit="task", enabled=show_progress)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(per, env)) as pool:
+        running: dict[Future, str] = {pool.submit(fn, *args): label for label, args in tasks.items()}
+        while running:
+            bar.set_postfix_str("next: " + ", ".join(list(running.values())[:jobs]))
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                results[running.pop(fut)] = fut.result()  # re-raises a worker's error (or BrokenProcessPool)
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def run_parallel(spec: dict[str, Any], root: Path, jobs: int, threads: int, data_dir: str | None, device: str,
+                 show_progress: bool | None, log: Callable[[str], None]) -> dict[str, bool]:
+    """Run every (reg, seed) task of ``spec`` in ``jobs`` spawned workers; ``{step label: cache hit}``."""
+    tasks = {f"{reg}/s{seed}": (spec, str(root), reg, seed, data_dir, device)
+             for seed in spec["seeds"] for reg in spec["regs"]}
+    log(f"reproduce: {len(tasks)} tasks in {jobs} worker processes x {max(1, threads // jobs)} thread(s)")
+    hits: dict[str, bool] = {}
+    for res in map_in_workers(run_task, tasks, jobs, threads, f"reproduce {spec['preset']} ({jobs} jobs)",
+                              show_progress).values():
+        hits.update(res)
+    return hits
