@@ -52,9 +52,11 @@ class Interval:
             return f"{self.mean:.{digits}f} (n={self.n})"
         return f"{self.mean:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
-    def as_dict(self) -> dict[str, float | int]:
-        """Plain-dict form for JSON/CSV."""
-        return {"mean": self.mean, "lo": self.lo, "hi": self.hi, "n": self.n, "confidence": self.confidence}
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Plain-dict form for JSON/CSV (a missing bound is None: strict JSON has no NaN)."""
+        bound = lambda v: None if math.isnan(v) else v  # noqa: E731
+        return {"mean": self.mean, "lo": bound(self.lo), "hi": bound(self.hi), "n": self.n,
+                "confidence": self.confidence}
 
 
 def _clean(values: Iterable[float]) -> list[float]:
