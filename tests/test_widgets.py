@@ -375,3 +375,26 @@ def test_pruning_explorer_figures_fit_a_narrow_notebook(explorer):
     assert row.layout.flex_flow == "row wrap" and row.layout.width == "100%"
     cells = row.children
     assert [c.children[0] for c in cells] == [explorer.fig, explorer.acc_fig]
+
+
+# ---------------------------------------------------------------------- figure state for late front ends
+def test_figures_keep_their_synced_state_current(explorer, models, x, groups):
+    """What a front end that connects later reads (Voila, a reloaded page) is what the figures draw now."""
+    import copy
+
+    ex = EnergyExplorer(models, x, groups=groups)
+    cv = ChannelViewer(models["gl"], groups)
+    explorer.set_ratio(0.2)
+    ex.set_overlay(True)
+    cv.set_channel(2)
+    for fig in (explorer.fig, explorer.acc_fig, ex.overview, ex.fig, cv.fig):
+        assert fig._widget_data == copy.deepcopy(fig._data) and len(fig._widget_data) == len(fig.data)
+        assert fig._widget_layout == copy.deepcopy(fig._layout_obj._props)
+    assert [t["y"] for t in explorer.fig._widget_data[1:]] == [list(t.y) for t in explorer.fig.data[1:]]
+    # a view put on the page, and refit(), each send one relayout(autosize) to fit the figure to its box
+    before = ex.overview._last_layout_edit_id
+    ex.overview._view_count = 1
+    assert ex.overview._last_layout_edit_id == before + 1
+    edits = {id(f): f._last_layout_edit_id for f in (ex.overview, ex.fig)}
+    ex.refit()
+    assert all(f._last_layout_edit_id == edits[id(f)] + 1 for f in (ex.overview, ex.fig))

@@ -14,6 +14,7 @@ import time
 import weakref
 from typing import Any, Callable, Mapping
 
+import plotly.graph_objects as go
 import torch.nn as nn
 
 from ..errors import ConfigError, PlanError
@@ -22,6 +23,7 @@ from ..groups import find_groups
 from ..groups.types import ChannelGroup, GroupSet
 from ..importance import ChannelScores, channel_energy
 from ..pruning import Plan, global_greedy_plan
+from ._figure import refit as refit_figure
 
 PRUNED_COLOR = "#9E9E9E"  # markers of channels that go
 DENSE_COLOR = "#D9D9D9"  # the dense (unpruned) reference
@@ -72,6 +74,12 @@ class DisplayMixin:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget's mime bundle (for front ends that ask for it directly)."""
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def refit(self) -> None:
+        """Fit every figure of the explorer to its box again: call it when a hidden tab or panel holding it is shown."""
+        for value in vars(self).values():
+            if isinstance(value, go.FigureWidget):
+                refit_figure(value)
 
     def close(self) -> None:
         """Close the explorer's widgets (every control and figure in ``self.widget``); idempotent."""

@@ -17,6 +17,12 @@ So every figure here is built complete (traces and layout) before its widget exi
 (:func:`live_figure`), and every edit goes through :func:`redraw`, which sends the usual
 incremental update to the views on the page *and* writes the new figure into the synced traits,
 so a model created later (Voilà, a reloaded page, a second view) starts from what is drawn.
+
+The figures have a fixed height and take their width from the page (``autosize``). A view draws
+before the page inserts it (plotly then falls back to a width of 700 px) and plotly refits only on
+a window resize: the first render stuck out of its box (clipped legend, last bars hidden) until the
+first update. So each new view, as soon as the front end reports it on the page (``_view_count``
+goes up), gets one ``relayout(autosize=True)``: exactly what a window resize does.
 """
 
 from __future__ import annotations
@@ -27,14 +33,32 @@ from typing import Iterator
 
 import plotly.graph_objects as go
 
-__all__ = ["live_figure", "publish", "redraw"]
+__all__ = ["live_figure", "publish", "redraw", "refit"]
 
 
 def live_figure(fig: go.Figure) -> go.FigureWidget:
-    """A FigureWidget of the complete figure ``fig``: its synced state holds every trace and the layout."""
+    """A FigureWidget of the complete figure ``fig``: its synced state holds every trace and the layout.
+
+    Each view of it refits its width to its box once it is on the page (see the module docstring).
+    """
     widget = go.FigureWidget(fig)
     publish(widget)
+
+    def refit_new_view(change: dict) -> None:
+        if (change["new"] or 0) > (change["old"] or 0):  # a view was inserted into the page: fit it to its box
+            refit(widget)
+
+    widget.observe(refit_new_view, names="_view_count")  # counted by the front end once a view is on the page
     return widget
+
+
+def refit(fig: go.FigureWidget) -> None:
+    """Fit every view of ``fig`` to the box it sits in now (what a window resize does), e.g. once its tab is shown.
+
+    plotly's view never hears that a hidden tab became visible, so a figure first drawn in a hidden
+    tab keeps the fallback width until it is refitted.
+    """
+    fig._send_relayout_msg({"autosize": True})  # sent even though autosize is already True in Python
 
 
 def publish(fig: go.Figure) -> None:

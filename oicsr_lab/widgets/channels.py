@@ -100,7 +100,7 @@ class ChannelViewer(DisplayMixin):
         fig.add_scatter(x=[0], y=[0.0], mode="markers", name="current channel", hoverinfo="skip", row=2, col=1,
                         marker=dict(symbol="triangle-down", size=11, color=CURRENT_COLOR))
         fig.update_layout(
-            height=640, width=900, template="simple_white", barmode="stack", margin=dict(l=60, r=20, t=50, b=50),
+            height=640, autosize=True, template="simple_white", barmode="stack", margin=dict(l=60, r=20, t=50, b=50),
             coloraxis=dict(colorscale="RdBu_r", cmid=0, colorbar=dict(x=0.42, len=0.55, y=0.75, thickness=12)),
             coloraxis2=dict(colorscale="RdBu_r", cmid=0, colorbar=dict(x=1.0, len=0.55, y=0.75, thickness=12)),
             legend=dict(orientation="h", y=-0.12, x=0), clickmode="event",
@@ -185,6 +185,7 @@ class ChannelViewer(DisplayMixin):
             top_in = _layer_absmax(self.model, s_in.module) if s_in is not None else 1.0
             self.fig.layout.coloraxis2.cmin, self.fig.layout.coloraxis2.cmax = -top_in, top_in
             self.fig.data[2].x = self.fig.data[3].x = list(range(g.size))
+            self.fig.update_xaxes(dtick=max(1, -(-g.size // 16)), row=2, col=1)  # whole channel indices
             in_e = (energy - out_e).clip(min=0)
             self.fig.data[2].y = out_e.tolist()
             self.fig.data[3].y = in_e.tolist()

@@ -74,7 +74,7 @@ class EnergyExplorer(DisplayMixin):
         overview.add_bar(x=self.names, y=[0] * len(self.names), name="below threshold",
                          marker_color=PRUNED_COLOR, hoverinfo="x+y+name")
         overview.update_layout(
-            barmode="stack", height=260, width=900, template="simple_white", margin=dict(l=60, r=10, t=40, b=110),
+            barmode="stack", height=260, autosize=True, template="simple_white", margin=dict(l=60, r=10, t=40, b=110),
             title=dict(text="network overview (click a bar to select the layer pair)", x=0, font=dict(size=13)),
             xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="channels"),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"), clickmode="event",
@@ -84,7 +84,7 @@ class EnergyExplorer(DisplayMixin):
             fig.add_scatter(x=[], y=[], name=reg_label(reg), mode="lines+markers", line=dict(color=reg_color(reg)),
                             hovertemplate="rank %{x}<br>channel %{customdata}<br>energy %{y:.4g}<extra>%{fullData.name}</extra>")
         fig.update_layout(
-            height=380, width=900, template="simple_white", margin=dict(l=70, r=10, t=40, b=50),
+            height=380, autosize=True, template="simple_white", margin=dict(l=70, r=10, t=40, b=50),
             xaxis=dict(title="channel (sorted by energy)"), yaxis=dict(title="out-in energy"),
             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
         )
@@ -226,6 +226,7 @@ class EnergyExplorer(DisplayMixin):
                 line=dict(color=PRUNED_COLOR, dash="dash", width=1.5))]
             self.fig.layout.shapes = line
             self.fig.layout.yaxis.type = "log" if self.log_checkbox.value else "linear"
+            self.fig.layout.xaxis.dtick = max(1, -(-n // 16))  # whole channel ranks, at most ~16 ticks
             norm = self.normalize_dropdown.value
             self.fig.layout.yaxis.title.text = f"{self.lib.criterion} energy ({norm})"
             self.fig.layout.title = dict(text=f"sorted energies of {esc(group_label(self.lib.by_name[name]))}",
