@@ -48,6 +48,22 @@ def test_files_and_ranges(ci):
     for reg in regs:
         f = [int(r["flops"]) for r in rows if r["reg"] == reg and r["criterion"] == "out_in"]
         assert f == sorted(f, reverse=True) and len(f) == 4  # ratio 0 (dense) + 0.1, 0.3, 0.5
+        # the protocol: both rankings of each method, the random and uniform floors, validation accuracy per plan
+        assert {"out_in", "random", "uniform"} <= {r["criterion"] for r in rows if r["reg"] == reg}
+        assert all(r["val_acc_before_retrain"] not in ("", None) for r in rows if r["reg"] == reg)
+    uni = [r for r in rows if r["criterion"] == "uniform" and float(r["ratio"]) > 0]
+    assert uni and all(abs(float(r["achieved_ratio"]) - float(r["ratio"])) < 0.03 for r in uni)
+    # fine-tuning after one-shot pruning: at the sweep's FLOPs for the criterion chosen on validation
+    ft = _csv(out / "finetune.csv")
+    assert {r["reg"] for r in ft} == set(regs) and {float(r["ratio"]) for r in ft} == {0.3}
+    for r in ft:
+        val = {c: sum(float(x["val_acc_before_retrain"]) for x in rows if x["reg"] == r["reg"] and x["criterion"] == c
+                      and float(x["ratio"]) > 0) for c in {x["criterion"] for x in rows if x["reg"] == r["reg"]}
+               if c not in ("random", "uniform")}
+        assert val[r["criterion"]] == max(val.values())  # chosen on the validation split
+        match = [x for x in rows if x["reg"] == r["reg"] and x["criterion"] == r["criterion"] and float(x["ratio"]) == 0.3]
+        assert int(match[0]["flops"]) == int(r["flops"])  # matched FLOPs
+        assert 0 <= float(r["acc_after_finetune"]) <= 100
     # energies: non-negative, one list per prunable group, every regulariser
     en = json.loads((out / "energies.json").read_text())
     assert en["criterion"] == "out_in" and set(en["runs"]) == set(regs)
@@ -79,22 +95,24 @@ def test_files_and_ranges(ci):
     # summary: config, data, seeds, wall time, versions
     s = json.loads((out / "summary.json").read_text())
     assert s["seeds"] == [0] and s["data"]["name"] == "cifar10-sample" and s["wall_s"] > 0
+    assert s["references"]["0"]["epochs"] == s["config"]["base_config"]["epochs"] + s["config"]["finetune"]["epochs"]
+    assert set(en["by_seed"]["0"]) == set(regs)
     assert s["config"]["strengths"]["oicsr_gl"] == STRENGTHS["ci"]["oicsr_gl"]
-    assert "torch" in s["versions"] and s["cache"]["computed"] == 11
+    assert "torch" in s["versions"] and s["cache"]["computed"] == 16  # 4 x (train, sweep, finetune) + reference + 2 pipelines + table1
     assert (out / "index.html").read_text().count("<") > 10
 
 
 def test_second_invocation_is_a_cache_hit(ci):
     out, _, first_wall = ci
     done = [p for p in (out / "runs").iterdir() if is_done(p)]
-    assert len(done) == 4
+    assert len(done) == 5  # four regularisers + the dense reference
     stamps = {p: ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns)
               for p in done}
     t0 = time.perf_counter()
     assert main(["reproduce", "--preset", "ci", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
     wall = time.perf_counter() - t0
     s = json.loads((out / "summary.json").read_text())
-    assert s["cache"] == {"hit": 11, "computed": 0}
+    assert s["cache"] == {"hit": 16, "computed": 0}
     assert wall < max(30.0, 0.5 * first_wall)
     for p, st in stamps.items():  # a finished result is never rewritten
         assert ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns) == st

@@ -18,7 +18,7 @@ from oicsr_lab.locks import file_lock
 
 # two regularisers, one ratio, no pipeline/Table 1: the smallest reproduce that trains and sweeps
 SMALL = ["--preset", "ci", "--regs", "l2,oicsr_gl", "--ratios", "0.3", "--pipeline-regs", "", "--no-table1",
-         "--no-progress", "--device", "cpu"]
+         "--finetune-epochs", "0", "--no-progress", "--device", "cpu"]
 
 
 def _reproduce(out: Path, data_dir: Path, *extra: str, wait: bool = True):

@@ -290,3 +290,39 @@ def test_no_pyplot_figures_are_left_open(energies):
     before = plt.get_fignums()
     P.static_energy_distribution(energies)
     assert plt.get_fignums() == before
+
+
+def test_pipeline_finetune_step_has_no_before_point():
+    """The fine-tune stage prunes nothing, so the figure draws no 'before retraining' point for it."""
+    from oicsr_lab.plots import pipeline_frame
+
+    rows = [{"reg": "gl", "step": 0, "stage": "dense", "acc_before_retrain": 70, "acc_after_retrain": 70, "flops": 40e6},
+            {"reg": "gl", "step": 1, "stage": "prune", "acc_before_retrain": 50, "acc_after_retrain": 65, "flops": 30e6},
+            {"reg": "gl", "step": 2, "stage": "finetune", "acc_before_retrain": 65, "acc_after_retrain": 68, "flops": 30e6}]
+    df = pipeline_frame(rows)
+    assert df["before"].isna().tolist() == [False, False, True] and df["after"].tolist() == [70, 65, 68]
+
+
+def test_vector_figures_embed_truetype_and_carry_the_stamp(tmp_path):
+    """PDF with TrueType (FontFile2, no Type 3), SVG with text as text, both stamped; column sizes written."""
+    from oicsr_lab.plots import save_figure
+    from oicsr_lab.plots.protocol import static_protocol_fig4
+
+    before = {"seeds": [0, 1], "ratios": [0.0, 0.3],
+              "cells": {"oicsr_gl": {"best (val)": {0.0: {"mean": 80, "lo": 78, "hi": 82, "n": 2},
+                                                    0.3: {"mean": 60, "lo": 55, "hi": 65, "n": 2}}},
+                        "l2": {"random": {0.0: {"mean": 80, "lo": None, "hi": None, "n": 1},
+                                          0.3: {"mean": 20, "lo": None, "hi": None, "n": 1}}}}}
+    fig = static_protocol_fig4(before, classes=10)
+    paths = save_figure(fig, tmp_path / "f4", stamp={"oicsr-lab": "9.9", "config": "abc123"}, columns=True)
+    names = sorted(p.name for p in paths)
+    assert names == sorted(["f4.png", "f4.pdf", "f4.svg", "f4_1col.pdf", "f4_1col.svg", "f4_2col.pdf", "f4_2col.svg"])
+    pdf = (tmp_path / "f4.pdf").read_bytes()
+    assert b"FontFile2" in pdf and b"/Type3" not in pdf and b"config=abc123" in pdf
+    svg = (tmp_path / "f4.svg").read_text()
+    assert "config=abc123" in svg and "<text" in svg
+    from matplotlib.figure import Figure  # noqa: F401  (widths of the column versions)
+    import re
+    w1 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_1col.svg").read_text()).group(1))
+    w2 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_2col.svg").read_text()).group(1))
+    assert w2 > 1.6 * w1

@@ -48,7 +48,7 @@ CAL_SEEDS = (100, 101)
 TOLERANCE = {"ci": 5.0, "quick": 2.0, "course": 1.0, "paper": 1.0}  # points of validation accuracy
 GRID_SPAN = {  # (low, high) of the log grid, per preset: GL-family strength, L1-BN strength
     "ci": ((0.2, 0.8), (1e-2, 1e-1)),
-    "quick": ((0.0625, 0.354), (2.5e-3, 4e-2)),
+    "quick": ((0.0884, 0.354), (7.07e-3, 2.83e-2)),
     "course": ((2.5e-3, 2.5e-2), (2e-4, 3.2e-3)),
     "paper": ((2.5e-5, 4e-4), (2.5e-6, 4e-5)),
 }
@@ -59,7 +59,7 @@ def log_grid(lo: float, hi: float, per_octave: int = STEPS_PER_OCTAVE) -> list[f
     """Geometric grid from ``lo`` to at least ``hi`` with ``per_octave`` points per doubling (3 significant digits)."""
     if not (0 < lo < hi):
         raise ConfigError(f"a strength grid needs 0 < low < high, got {lo} and {hi}")
-    n = math.ceil(per_octave * math.log2(hi / lo) - 1e-9)
+    n = math.ceil(per_octave * math.log2(hi / lo) - 0.01)  # 0.01: the 3-digit rounding of hi
     return [float(f"{lo * 2 ** (i / per_octave):.3g}") for i in range(n + 1)]
 
 

@@ -37,7 +37,8 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _figures(out: Path, files: dict[str, Any], errors: list[str]) -> tuple[list[tuple], list[tuple[str, str]]]:
+def _figures(out: Path, files: dict[str, Any], errors: list[str],
+             summary: dict[str, Any] | None = None) -> tuple[list[tuple], list[tuple[str, str]]]:
     """Save every figure the plots package can draw; returns write_report's figures and tables."""
     import matplotlib
 
@@ -51,10 +52,12 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str]) -> tuple[list[
     tables: list[tuple[str, str]] = []
     fig_dir = out / "figures"
 
-    def add(title: str, stem: str, caption: str, make: Callable[[], Any]) -> None:
+    stamp = _stamp(summary or {})
+
+    def add(title: str, stem: str, caption: str, make: Callable[[], Any], columns: bool = False) -> None:
         try:
             fig = make()
-            plots.save_figure(fig, fig_dir / stem)
+            plots.save_figure(fig, fig_dir / stem, stamp=stamp, columns=columns)
             if hasattr(fig, "savefig"):
                 plt.close(fig)
             figs.append((title, Path("figures") / stem, caption))
@@ -70,6 +73,24 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str]) -> tuple[list[
             lambda: plots.interactive_energy_distribution(energies))
         add("Energy of every prunable layer", "energy_grid", "One panel per layer pair.",
             lambda: plots.static_energy_grid(energies))
+    if sweep and any(r.get("val_acc_before_retrain") not in (None, "") for r in sweep):
+        from .protocol import after_finetuning, before_retraining
+
+        before = before_retraining(sweep)
+        classes = (summary or {}).get("data", {}).get("classes") or 10
+        n = len(before["seeds"])
+        add("Figure 4: accuracy before retraining vs FLOPs pruned", "fig4_protocol",
+            f"Test accuracy, mean and 95 % Student-t interval over {n} seed(s); each method ranked by its criterion "
+            "chosen on the validation split (out-in energy or its own); grey: random and uniform per-layer pruning "
+            "of the L2 network at the same FLOPs; dotted: chance.",
+            lambda: plots.static_protocol_fig4(before, classes), columns=True)
+        ft = files.get("finetune")
+        if ft:
+            after = after_finetuning(ft, (summary or {}).get("references", {}))
+            add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
+                "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: a dense L2 network trained "
+                "for the same total epochs. Test accuracy, mean and 95 % interval over seeds.",
+                lambda: plots.static_finetuned(after), columns=True)
     if sweep:
         df = pd.DataFrame(sweep)
         add("Figure 4: accuracy before retraining vs FLOPs pruned", "fig4_accuracy",
@@ -99,6 +120,20 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str]) -> tuple[list[
         except Exception as e:
             errors.append(f"table1: {type(e).__name__}: {e}")
     return figs, tables
+
+
+def _stamp(summary: dict[str, Any]) -> dict[str, str]:
+    """Provenance for figure metadata: package version and the hash of the run's full configuration."""
+    from importlib import metadata
+
+    from .runs import config_hash
+
+    try:
+        version = metadata.version("oicsr-lab")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        version = "unknown"
+    return {"oicsr-lab": version, "config": config_hash(summary.get("config", {})),
+            "preset": str(summary.get("preset", ""))}
 
 
 def _plain_table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -142,7 +177,7 @@ def write_index(out: Path, summary: dict[str, Any], files: dict[str, Any]) -> di
         errors.append(f"oicsr_lab.plots unavailable: {type(e).__name__}: {e}")
     if have_plots:
         try:
-            figs, tables = _figures(out, files, errors)
+            figs, tables = _figures(out, files, errors, summary)
             plots.write_report(out, summary, figs, title=f"OICSR-lab reproduce: {summary.get('preset')}",
                                tables=tables + [("Files", _plain_table([{"file": f} for f in summary.get("files", [])]))])
             info.update(figures=[str(f[1]) for f in figs], plots=True)

@@ -28,11 +28,13 @@ from .pipeline import pipeline_cached
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity, train_cached
 from .spec import build_spec, run_config
-from .workers import default_jobs, run_parallel
+from .finetune import FINETUNE_COLUMNS, finetune_cached
+from .workers import default_jobs, reference_run, run_parallel, run_steps, tasks_of
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
 
-FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "table1.json", "summary.json", "index.html")
+FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "finetune.csv", "table1.json", "summary.json",
+         "index.html")
 
 
 def _stderr(msg: str) -> None:
@@ -92,6 +94,8 @@ def reproduce(
     pipeline_target: float | None = None,
     pipeline_retrain_epochs: int | None = None,
     pipeline_finetune_epochs: int | None = None,
+    finetune_epochs: int | None = None,
+    finetune_ratios: list[float] | None = None,
     strengths: dict[str, float] | None = None,
     table1: bool = True,
     table1_weights: str | None = None,
@@ -115,7 +119,8 @@ def reproduce(
     set_threads(total_threads)
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
-                      pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs)
+                      pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs,
+                      finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -124,26 +129,28 @@ def reproduce(
         log(f"note: {note}")
     data_id = data_identity(data)  # keys the run cache (not the data folder, so moving the data keeps it)
     seeds_, regs_ = spec["seeds"], spec["regs"]
-    jobs = jobs if jobs is not None else default_jobs(len(seeds_) * len(regs_), total_threads)
-    in_workers: dict[str, bool] = {}
-    if jobs > 1:
-        in_workers = run_parallel(spec, root, jobs, total_threads, str(data_dir) if data_dir else None,
-                                  str(device), show_progress, log)
-    n_tasks = len(seeds_) * len(regs_) * 2 + len(spec["pipeline"]["regs"]) + int(table1) + 1
-    bar = progress(total=n_tasks, desc=f"reproduce {preset}", unit="task", enabled=show_progress)
-    hits: dict[str, int] = {"hit": 0, "computed": 0}
+    tasks = tasks_of(spec)
+    jobs = jobs if jobs is not None else default_jobs(len(tasks), total_threads)
     inner = False if show_progress is False else None
+    # 1. compute: every (regulariser, seed) task, in worker processes or here, one after another
+    if jobs > 1:
+        done = run_parallel(spec, root, jobs, total_threads, str(data_dir) if data_dir else None,
+                            str(device), show_progress, log)
+    else:
+        done = {}
+        task_bar = progress(total=len(tasks), desc=f"reproduce {preset}", unit="task", enabled=show_progress)
+        for reg, seed in tasks:
+            task_bar.set_postfix_str(f"{reg} seed {seed}")
+            done.update(run_steps(spec, root, reg, seed, data, dev, inner, log))
+            task_bar.update(1)
+        task_bar.close()
+    hits: dict[str, int] = {"hit": sum(done.values()), "computed": len(done) - sum(done.values())}
 
+    # 2. read back: every step is a cache hit now; the report is built from the cached results
     def step(label: str, fn: Callable[[], tuple[Any, bool]]) -> Any:
-        bar.set_postfix_str(label)
-        t = time.perf_counter()
         res, hit = fn()
-        if label in in_workers:  # computed (or found) by a worker; here it is read back from the cache
-            hit = in_workers[label]
-        hits["hit" if hit else "computed"] += 1
-        if label not in in_workers:
-            log(f"{label}: {'cached' if hit else f'done in {time.perf_counter() - t:.1f}s'}")
-        bar.update(1)
+        if label not in done:  # a step outside the tasks (Table 1)
+            hits["hit" if hit else "computed"] += 1
         return res
 
     runs: dict[int, dict[str, TrainedRun]] = {s: {} for s in seeds_}
@@ -154,6 +161,17 @@ def reproduce(
                 train_cached(cfg, root, data, data_id, dev, inner, log)))
     sweeps = {s: {reg: step(f"sweep {reg} seed {s}", lambda r=runs[s][reg]: sweep_cached(r, data, spec, root, dev, inner))
                   for reg in regs_} for s in seeds_}
+    ft_rows: list[dict[str, Any]] = []
+    references: dict[str, Any] = {}
+    if spec["finetune"]["epochs"] > 0:
+        label_ = model_label(spec["base_config"])
+        for s in seeds_:
+            for reg in regs_:
+                ft_rows += step(f"finetune {reg} seed {s}", lambda r=runs[s][reg], rows=sweeps[s][reg]["rows"]:
+                                finetune_cached(r, rows, data, root, spec["finetune"], label_, dev, inner, log))
+            ref = reference_run(spec, root, s, data, dev, inner, log)
+            references[str(s)] = {"test_acc": ref.result["test_acc"], "epochs": ref.config.epochs,
+                                  "folder": str(ref.folder.relative_to(root))}
     s0 = seeds_[0]
     pipe_rows: list[dict[str, Any]] = []
     for reg in spec["pipeline"]["regs"]:
@@ -163,7 +181,6 @@ def reproduce(
     t1 = step("table1", lambda: _table1_cached(root, table1_weights)) if table1 else None
 
     # -- plain data ---------------------------------------------------------------------------
-    bar.set_postfix_str("report")
     label = model_label(spec["base_config"])
     energies = {"model": label, "criterion": "out_in", "seed": s0, "normalize": "none",
                 "runs": {reg: sweeps[s0][reg]["energies"]["out_in"] for reg in regs_},
@@ -171,12 +188,14 @@ def reproduce(
     gam = {reg: sweeps[s0][reg]["energies"]["bn_gamma"] for reg in regs_ if "bn_gamma" in sweeps[s0][reg]["energies"]}
     if gam:
         energies["bn_gamma"] = gam
+    energies["by_seed"] = {str(s): {reg: sweeps[s][reg]["energies"]["out_in"] for reg in regs_} for s in seeds_}
     sweep_rows = [r for s in seeds_ for reg in regs_ for r in sweeps[s][reg]["rows"]]
     plans = {reg: sweeps[s0][reg]["plans"] for reg in regs_}
     atomic_write_json(root / "energies.json", energies)
     write_csv(root / "sweep.csv", sweep_rows, SWEEP_COLUMNS)
     atomic_write_json(root / "plans.json", plans)
     write_csv(root / "pipeline.csv", pipe_rows, PIPELINE_COLUMNS)
+    write_csv(root / "finetune.csv", ft_rows, FINETUNE_COLUMNS)
     if t1 is not None:
         atomic_write_json(root / "table1.json", t1)
     summary = {
@@ -186,23 +205,27 @@ def reproduce(
         "runs": {str(s): {reg: {"folder": str(r.folder.relative_to(root)), "test_acc": r.result["test_acc"],
                                 "train_wall_s": r.result.get("wall_s"), "cached": r.hit}
                           for reg, r in runs[s].items()} for s in seeds_},
+        "references": references,
         "cache": hits, "files": [f for f in FILES if (root / f).exists() or f in ("summary.json", "index.html")],
         "notes": [
             "accuracies are top-1 test accuracy in percent; sweep accuracies are before retraining (masks)",
             f"sweep: Algorithm 1 one shot, per-layer cap {spec['sweep']['max_layer_ratio']}, "
             f"{spec['sweep']['test_images']} test images (fixed subset, seed 0)",
-            "energies.json / plans.json / pipeline.csv use the first seed",
+            "sweep accuracies on the test split are reported; each method's criterion for fine-tuning is chosen "
+            "on the validation split held out of the training data (val_acc_before_retrain)",
+            "energies.json holds every seed (by_seed); plans.json / pipeline.csv use the first seed",
+            "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: dense L2 trained for "
+            "training + fine-tuning epochs",
             "table1 computed rows: structure of torchvision resnet50 only; see each row's 'weights'",
         ],
     }
     summary["wall_s"] = time.perf_counter() - t0
     atomic_write_json(root / "summary.json", summary)
-    files = {"energies": energies, "sweep": sweep_rows, "plans": plans, "pipeline": pipe_rows, "table1": t1}
+    files = {"energies": energies, "sweep": sweep_rows, "plans": plans, "pipeline": pipe_rows, "table1": t1,
+             "finetune": ft_rows}
     summary["report"] = write_index(root, summary, files)
     summary["wall_s"] = time.perf_counter() - t0
     atomic_write_json(root / "summary.json", summary)
-    bar.update(1)
-    bar.close()
     log(f"reproduce {preset}: {hits['computed']} steps computed, {hits['hit']} cached, "
         f"{summary['wall_s']:.1f}s; report: {root / 'index.html'}")
     return summary

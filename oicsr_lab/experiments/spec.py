@@ -116,6 +116,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..train import TrainConfig, preset
+from .sweep import PROTOCOL_CRITERIA
 
 DEFAULT_REGS = ("l2", "gl", "l1bn", "oicsr_gl")
 ALL_REGS = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
@@ -148,23 +149,27 @@ RATIOS_FULL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 REPRODUCE: dict[str, dict[str, Any]] = {
     # < 3 min on 2 CPU cores: width-0.25 ResNet-20, 1,000 train / 500 test images, 2 epochs per run
     "ci": {"train": {"epochs": 2, "lr": 0.1, "batch_size": 32}, "ratios": (0.1, 0.3, 0.5), "sweep_test": 500, "seeds": (0,),
+           "finetune": {"ratios": (0.3,), "epochs": 1},
            "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.2, "step_ratio": 0.1,
                         "retrain_epochs": 1, "finetune_epochs": 1}},
     # <= 15 min on 2 CPU cores: full-width ResNet-20 on the 5,000-image sample, 4 epochs per run
-    "quick": {"train": {"epochs": 4}, "ratios": RATIOS_FULL, "sweep_test": 1000, "seeds": (0,),
+    "quick": {"train": {"epochs": 4}, "ratios": RATIOS_FULL, "sweep_test": 1000, "seeds": (0, 1, 2, 3, 4),
+              "finetune": {"ratios": (0.3, 0.5, 0.7), "epochs": 2},
               "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.3, "step_ratio": 0.1,
                            "retrain_epochs": 1, "finetune_epochs": 1}},
     # hours on a CPU: ResNet-20 on the full CIFAR-10, the preset's 15 epochs
-    "course": {"train": {}, "ratios": RATIOS_FULL, "sweep_test": 10000, "seeds": (0,),
+    "course": {"train": {}, "ratios": RATIOS_FULL, "sweep_test": 10000, "seeds": (0, 1, 2),
+               "finetune": {"ratios": (0.3, 0.5, 0.7), "epochs": 10},
                "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.5, "step_ratio": 0.1,
                             "retrain_epochs": 2, "finetune_epochs": 5}},
     # a GPU job: ResNet-56, 160 epochs
     "paper": {"train": {}, "ratios": RATIOS_FULL, "sweep_test": 10000, "seeds": (0, 1, 2),
+              "finetune": {"ratios": (0.3, 0.5, 0.7), "epochs": 40},
               "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.5, "step_ratio": 0.1,
                            "retrain_epochs": 10, "finetune_epochs": 40}},
 }
 
-SWEEP_DEFAULTS = {"normalize": "layer_max", "max_layer_ratio": 0.9}
+SWEEP_DEFAULTS = {"normalize": "layer_max", "max_layer_ratio": 0.9, "criteria": PROTOCOL_CRITERIA}
 PIPELINE_DEFAULTS = {"criterion": "out_in", "normalize": "layer_max", "max_layer_ratio": 0.5}
 
 
@@ -192,6 +197,8 @@ def build_spec(
     strengths: dict[str, float] | None = None,
     pipeline_retrain_epochs: int | None = None,
     pipeline_finetune_epochs: int | None = None,
+    finetune_epochs: int | None = None,
+    finetune_ratios: list[float] | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
     if preset_name not in REPRODUCE:
@@ -222,8 +229,14 @@ def build_spec(
             if int(value) < 0:
                 raise ConfigError(f"pipeline {key.replace('_', ' ')} must be >= 0, got {value}")
             pipe[key] = int(value)
+    ft = {"ratios": [float(r) for r in (finetune_ratios or rp["finetune"]["ratios"])],
+          "epochs": int(rp["finetune"]["epochs"] if finetune_epochs is None else finetune_epochs),
+          "normalize": SWEEP_DEFAULTS["normalize"], "max_layer_ratio": SWEEP_DEFAULTS["max_layer_ratio"]}
+    if ft["epochs"] < 0 or any(not (0 < r < 1) for r in ft["ratios"]):
+        raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
     return {
         "preset": preset_name, "base_config": base.to_dict(), "regs": regs, "strengths": {r: table[r] for r in regs},
+        "finetune": ft,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
         "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS},
         "pipeline": pipe,

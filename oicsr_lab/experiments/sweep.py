@@ -28,7 +28,14 @@ from ..pruning import global_greedy_plan
 from ..train import evaluate
 
 SWEEP_COLUMNS = ("model", "reg", "criterion", "normalize", "ratio", "achieved_ratio", "acc_before_retrain",
-                 "flops", "params", "seed")
+                 "flops", "params", "seed", "val_acc_before_retrain")
+
+# Floors drawn on every Figure 4: a random channel choice (the registry's seeded ``random`` criterion,
+# Algorithm 1's global sort over random scores) and ``uniform``: every layer loses the same fraction of
+# its channels (the lowest out-in energy within each layer), at the same FLOPs. Uniform is Algorithm 1
+# over within-layer *rank* scores (rank / layer size), which interleaves the layers evenly.
+FLOORS = ("random", "uniform")
+PROTOCOL_CRITERIA = "out_in,own,random,uniform"  # reproduce's default: both rankings of each method + the floors
 
 # The criterion each regulariser's own paper ranks channels by (reference section 3).
 OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma", "oicsr_gl": "out_in", "oicsr_growl": "out_in"}
@@ -49,9 +56,9 @@ def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[
     out: list[str] = []
     for c in items:
         for name in (names() if c == "all" else [own] if c == "own" else [c]):
-            if name not in names():
+            if name not in names() and name not in FLOORS:
                 raise ConfigError(f"unknown criterion {name!r} in the sweep's criteria; choose from "
-                                  f"{', '.join(names())}, 'own' or 'all'")
+                                  f"{', '.join(names())}, {', '.join(FLOORS)}, 'own' or 'all'")
             if name not in out:
                 out.append(name)
     if not out:
@@ -80,6 +87,17 @@ def channel_energies(model: nn.Module, groups: Any) -> dict[str, dict[str, list[
     return out
 
 
+def uniform_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Within-layer rank scores ``(rank + 0.5) / size``: Algorithm 1 over them prunes every layer by the same fraction."""
+    out = {}
+    for name, v in scores.items():
+        v = torch.as_tensor(v).flatten()
+        ranks = torch.empty(len(v), dtype=torch.float64)
+        ranks[torch.argsort(v, stable=True)] = torch.arange(len(v), dtype=torch.float64)
+        out[name] = ((ranks + 0.5) / max(1, len(v))).float()
+    return out
+
+
 def _accuracy(model: nn.Module, plan: Any, data: DatasetSplits, split: Split, device: Any) -> float:
     """Top-1 (%) of ``model`` pruned by ``plan`` (dense when None), through its fast inference copy."""
     return evaluate(inference_copy(model, plan), data, split, device=device, channels_last=True)["acc"]
@@ -99,32 +117,42 @@ def sweep_model(
     show_progress: bool | None = None,
     calibration: Calibration | None = None,
     calibration_batches: int = 4,
+    val_split: Split | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
     """Rows of ``sweep.csv`` (ratio 0 = the dense model) and ``{criterion/normalize: {ratio: plan summary}}``.
 
     ``criteria``: registry names (see :func:`criteria_for`). Data-driven ones use ``calibration``,
     by default ``calibration_batches`` batches of 64 of the validation split (training split when
     none is held out), seeded by ``meta["seed"]``; their plan summaries say which (``calibration``).
+    ``val_split``: also measure every plan on it (``val_acc_before_retrain``), where choices such
+    as each method's best criterion are made; ``test_split`` is for the reported numbers.
     """
     meta = dict(meta or {})
     model = model.to(device).eval()
     example = data.example_input().to(device)
     report = count_flops(model, example)
     dense_acc = _accuracy(model, None, data, test_split, device)
+    val_acc = (lambda plan: _accuracy(model, plan, data, val_split, device)) if val_split is not None else (lambda plan: None)
+    dense_val = val_acc(None)
     ratios, criteria = [float(r) for r in ratios], list(criteria)
     rows: list[dict[str, Any]] = []
     plans: dict[str, dict[str, dict[str, Any]]] = {}
     bar = progress(total=len(ratios) * len(criteria), desc=f"sweep {meta.get('reg', '')}", unit="plan", enabled=show_progress)
-    if calibration is None and any(get_criterion(c).needs_data for c in criteria):
+    if calibration is None and any(c not in FLOORS and get_criterion(c).needs_data for c in criteria):
         calibration = _calibration(data, int(meta.get("seed", 0)), calibration_batches)
     for crit in criteria:
-        scores = score_channels(model, groups, crit, normalize, seed=int(meta.get("seed", 0)),
-                                calibration=calibration)
-        used = {"split": scores.split, "batches": scores.batches, "images": scores.images} if scores.batches else None
+        if crit == "uniform":
+            scores = uniform_scores(score_channels(model, groups, "out_in", "none"))
+            used = None
+        else:
+            scores = score_channels(model, groups, crit, normalize, seed=int(meta.get("seed", 0)),
+                                    calibration=calibration)
+            used = {"split": scores.split, "batches": scores.batches, "images": scores.images} if scores.batches else None
         key = f"{crit}/{normalize}"
         plans[key] = {}
         rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": 0.0, "achieved_ratio": 0.0,
-                     "acc_before_retrain": dense_acc, "flops": int(report.total_macs), "params": int(report.total_params)})
+                     "acc_before_retrain": dense_acc, "val_acc_before_retrain": dense_val,
+                     "flops": int(report.total_macs), "params": int(report.total_params)})
         for ratio in ratios:
             try:
                 plan = global_greedy_plan(model, groups, scores, ratio, max_layer_ratio=max_layer_ratio, report=report,
@@ -134,12 +162,14 @@ def sweep_model(
                 bar.update(1)
                 continue
             acc = _accuracy(model, plan, data, test_split, device)
+            vacc = val_acc(plan)
             rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": ratio,
-                         "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc,
+                         "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc, "val_acc_before_retrain": vacc,
                          "flops": int(plan.flops_after), "params": int(plan.params_after)})
             plans[key][f"{ratio:g}"] = {"layer_ratios": plan.layer_ratios, "achieved_ratio": plan.achieved_ratio,
                                          "flops_after": int(plan.flops_after), "params_after": int(plan.params_after),
-                                         "acc_before_retrain": acc, **({"calibration": used} if used else {})}
+                                         "acc_before_retrain": acc, "val_acc_before_retrain": vacc,
+                                         **({"calibration": used} if used else {})}
             bar.update(1)
             bar.set_postfix(crit=crit, ratio=ratio, acc=f"{acc:.1f}")
     bar.close()

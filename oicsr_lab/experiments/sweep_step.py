@@ -25,10 +25,12 @@ def sweep_cached(run: TrainedRun, data, spec: dict[str, Any], root: Path, device
         model = run.load_model(device)
         groups = find_groups(model.eval(), data.example_input().to(device))
         test = data.test.subset(sw["test_images"], seed=0)
+        held = data.with_validation(run.config.val_images)  # the run's own validation images, for choices
         meta = {"model": model_label(spec["base_config"]), "reg": run.config.reg, "seed": run.config.seed}
-        rows, plans = sweep_model(model, groups, data, test, sw["ratios"], criteria_for(run.config.reg),
+        rows, plans = sweep_model(model, groups, held, test, sw["ratios"],
+                                  criteria_for(run.config.reg, sw.get("criteria")),
                                   normalize=sw["normalize"], max_layer_ratio=sw["max_layer_ratio"], meta=meta,
-                                  device=device, show_progress=show_progress)
+                                  device=device, show_progress=show_progress, val_split=held.val)
         return {"run": run.key, "rows": rows, "plans": plans, "energies": channel_energies(model, groups),
                 "test_images": len(test)}
 

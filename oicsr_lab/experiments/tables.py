@@ -60,6 +60,64 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
+    """An interval dict as ``"62.0 [57.0, 67.0]"`` (``"62.0 (n=1)"`` without bounds)."""
+    if not d:
+        return "-"
+    if d.get("lo") is None:
+        return f"{d['mean']:.{digits}f} (n={d['n']})"
+    return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
+
+
+def protocol_tables(report: str | Path) -> str:
+    """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
+    from .protocol import HEADLINE, after_finetuning, before_retraining
+
+    report = Path(report)
+    summary = _load(report, "summary.json")
+    sweep = _load(report, "sweep.csv").to_dict("records")
+    classes = summary.get("data", {}).get("classes") or 10
+    n = len(summary["seeds"])
+    where = (f"Test accuracy (%), mean [95 % Student-t interval] over {n} seed(s) {summary['seeds']}; every choice "
+             f"(strengths, each method's criterion) made on the validation split held out of the training data, "
+             f"never on the test split. Chance: {100 / classes:.0f} %.")
+    b = before_retraining(sweep)
+    ratios = [r for r in b["ratios"] if r > 0]
+    head = "| method | ranking | dense | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |"
+    lines = ["### Accuracy before retraining vs FLOPs removed (Figure 4)", "", where, "", head,
+             "|---|---|---|" + "---|" * len(ratios)]
+    for reg, by in b["cells"].items():
+        for name, cells in by.items():
+            lines.append(f"| {reg} | {name} | {_ci(cells.get(0.0))} | " + " | ".join(_ci(cells.get(r)) for r in ratios) + " |")
+    out = lines + [""]
+    if b["paired"]:
+        lines = [f"### Paired difference {HEADLINE} − baseline, each at its best criterion chosen on validation", "",
+                 "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero.",
+                 "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for reg, cells in b["paired"].items():
+            cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
+            lines.append(f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |")
+        out += lines + [""]
+    if (report / "finetune.csv").is_file() and (report / "finetune.csv").stat().st_size > 0:
+        ft = pd.read_csv(report / "finetune.csv").to_dict("records")
+        if ft:
+            a = after_finetuning(ft, summary.get("references", {}))
+            epochs = summary["config"].get("finetune", {}).get("epochs")
+            lines = ["### After fine-tuning at matched FLOPs (Table 1 form)", "",
+                     f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
+                     f"fine-tuning without the regulariser. Δ: paired difference to a dense L2 network trained for the "
+                     f"same total epochs ({_ci(a['dense'])}). " + where, "",
+                     "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | top-1 | Δ vs dense |",
+                     "|---|---|---|---|---|---|---|---|"]
+            for r in a["rows"]:
+                d = r.get("delta_vs_dense")
+                dtxt = "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))
+                lines.append(f"| {r['reg']} | {100 * r['ratio']:.0f} % | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
+                             f"{', '.join(r['criteria'])} | {_ci(r['before'])} | {_ci(r['after'])} | {dtxt} |")
+            out += lines + [""]
+    return "\n".join(out)
+
+
 def report_tables(report: str | Path) -> str:
     """Markdown for a report folder: regulariser outcomes, Figure 4 sweep, pipeline and Table 1."""
     report = Path(report)
@@ -79,6 +137,7 @@ def report_tables(report: str | Path) -> str:
             "exact zeros": f"{100 * s.get('exact_zero', float('nan')):.1f} %",
         })
     out += ["### Training under each regulariser", "", _md(pd.DataFrame(rows)), ""]
+    out += [protocol_tables(report)]
     own = sweep[sweep["ratio"] > 0]
     main = own[own["criterion"] == energies.get("criterion", "out_in")]
     if len(main):
@@ -86,7 +145,7 @@ def report_tables(report: str | Path) -> str:
         piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
         dense = sweep[sweep["ratio"] == 0].groupby("reg")["acc_before_retrain"].mean()
         piv.insert(0, "dense", dense.reindex(piv.index))
-        out += ["### Accuracy before retraining (%) vs FLOPs removed, out-in energy (Figure 4)", "",
+        out += ["### First seed's detail: accuracy before retraining (%), out-in energy, mean over seeds", "",
                 _md(piv.reset_index()), ""]
     others = own[own["criterion"] != energies.get("criterion", "out_in")]
     if len(others):

@@ -1,7 +1,8 @@
 """``reproduce --jobs N``: the independent steps of a reproduction in N worker processes.
 
-A *task* is one (regulariser, seed): train the run, sweep it, and (first seed only, for the
-pipeline's regularisers) prune it iteratively. Tasks share nothing but the run cache, whose
+A *task* is one (regulariser, seed): train the run, sweep it, fine-tune it after one-shot
+pruning, and (first seed only, for the pipeline's regularisers) prune it iteratively; plus one
+dense reference per seed. Tasks share nothing but the run cache, whose
 per-step locks (:func:`~oicsr_lab.experiments.runs.cached`) make them safe to run side by side,
 also next to another ``reproduce`` on the same folder. Workers are *spawned* (not forked: a
 forked OpenMP runtime can hang) and each uses ``threads // jobs`` torch threads, at least one:
@@ -16,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
@@ -47,14 +49,69 @@ def _data(name: str, data_dir: str | None):
     return _DATA[key]
 
 
-def run_task(spec: dict[str, Any], root: str, reg: str, seed: int, data_dir: str | None,
-             device: str) -> dict[str, bool]:
-    """Train + sweep (+ pipeline) one (reg, seed) of ``spec`` in this worker; returns ``{step label: cache hit}``."""
-    from ..train import resolve_device
+REFERENCE = "reference"  # the task label of the dense L2 reference trained for training + fine-tuning epochs
+
+
+def tasks_of(spec: dict[str, Any]) -> list[tuple[str, int]]:
+    """The independent (regulariser, seed) tasks of ``spec``, plus one dense reference per seed when fine-tuning."""
+    tasks = [(reg, seed) for seed in spec["seeds"] for reg in spec["regs"]]
+    if spec.get("finetune", {}).get("epochs", 0) > 0:
+        tasks += [(REFERENCE, seed) for seed in spec["seeds"]]
+    return tasks
+
+
+def reference_run(spec: dict[str, Any], root: Path, seed: int, data, dev, show_progress, log):
+    """The dense L2 reference of ``seed``: the preset's L2 config trained for training + fine-tuning epochs."""
+    from ..train import TrainConfig
+    from .runs import data_identity, train_cached
+
+    cfg = TrainConfig.from_dict(spec["base_config"]).replace(seed=seed)
+    cfg = cfg.replace(epochs=cfg.epochs + int(spec["finetune"]["epochs"])).validate()
+    return train_cached(cfg, root, data, data_identity(data), dev, show_progress, log)
+
+
+def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, show_progress: bool | None,
+              log: Callable[[str], None]) -> dict[str, bool]:
+    """Every cached step of one task: train, sweep, fine-tune (and the pipeline for the first seed); ``{label: hit}``."""
+    from .finetune import finetune_cached
     from .pipeline import pipeline_cached
-    from .sweep_step import sweep_cached
     from .runs import data_identity, train_cached
     from .spec import run_config
+    from .sweep_step import model_label, sweep_cached
+
+    out: dict[str, bool] = {}
+
+    def note(label: str, hit: bool, t0: float) -> None:
+        out[label] = hit
+        log(f"{label}: {'cached' if hit else f'done in {time.perf_counter() - t0:.1f}s'}")
+
+    t0 = time.perf_counter()
+    if reg == REFERENCE:
+        note(f"{REFERENCE} seed {seed}", reference_run(spec, root, seed, data, dev, show_progress, log).hit, t0)
+        return out
+    run = train_cached(run_config(spec, reg, seed), root, data, data_identity(data), dev, show_progress, log)
+    note(f"train {reg} seed {seed}", run.hit, t0)
+    t0 = time.perf_counter()
+    sweep, hit = sweep_cached(run, data, spec, root, dev, show_progress)
+    note(f"sweep {reg} seed {seed}", hit, t0)
+    ft = spec.get("finetune", {})
+    if ft.get("epochs", 0) > 0:
+        t0 = time.perf_counter()
+        _, hit = finetune_cached(run, sweep["rows"], data, root, ft, model_label(spec["base_config"]), dev,
+                                 show_progress, log)
+        note(f"finetune {reg} seed {seed}", hit, t0)
+    if seed == spec["seeds"][0] and reg in spec["pipeline"]["regs"]:
+        t0 = time.perf_counter()
+        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
+        _, hit = pipeline_cached(run, data, root, settings, dev, show_progress, log)
+        note(f"pipeline {reg}", hit, t0)
+    return out
+
+
+def run_task(spec: dict[str, Any], root: str, reg: str, seed: int, data_dir: str | None,
+             device: str) -> dict[str, bool]:
+    """:func:`run_steps` in a worker process (data decoded once per worker); ``{step label: cache hit}``."""
+    from ..train import resolve_device
 
     wid = multiprocessing.current_process().name.replace("SpawnProcess-", "worker ")
 
@@ -62,20 +119,7 @@ def run_task(spec: dict[str, Any], root: str, reg: str, seed: int, data_dir: str
         print(f"[{wid}] {msg}", file=sys.stderr, flush=True)
 
     data = _data(spec["base_config"]["dataset"], data_dir)
-    dev = resolve_device(device)
-    out: dict[str, bool] = {}
-    run = train_cached(run_config(spec, reg, seed), Path(root), data, data_identity(data), dev, False, log)
-    out[f"train {reg} seed {seed}"] = run.hit
-    log(f"train {reg} seed {seed}: {'cached' if run.hit else 'done'}")
-    _, hit = sweep_cached(run, data, spec, Path(root), dev, False)
-    out[f"sweep {reg} seed {seed}"] = hit
-    log(f"sweep {reg} seed {seed}: {'cached' if hit else 'done'}")
-    if seed == spec["seeds"][0] and reg in spec["pipeline"]["regs"]:
-        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
-        _, hit = pipeline_cached(run, data, Path(root), settings, dev, False, log)
-        out[f"pipeline {reg}"] = hit
-        log(f"pipeline {reg}: {'cached' if hit else 'done'}")
-    return out
+    return run_steps(spec, Path(root), reg, seed, data, resolve_device(device), False, log)
 
 
 def map_in_workers(fn: Callable[..., Any], tasks: dict[str, tuple], jobs: int, threads: int, desc: str,
@@ -107,8 +151,7 @@ def map_in_workers(fn: Callable[..., Any], tasks: dict[str, tuple], jobs: int, t
 def run_parallel(spec: dict[str, Any], root: Path, jobs: int, threads: int, data_dir: str | None, device: str,
                  show_progress: bool | None, log: Callable[[str], None]) -> dict[str, bool]:
     """Run every (reg, seed) task of ``spec`` in ``jobs`` spawned workers; ``{step label: cache hit}``."""
-    tasks = {f"{reg}/s{seed}": (spec, str(root), reg, seed, data_dir, device)
-             for seed in spec["seeds"] for reg in spec["regs"]}
+    tasks = {f"{reg}/s{seed}": (spec, str(root), reg, seed, data_dir, device) for reg, seed in tasks_of(spec)}
     log(f"reproduce: {len(tasks)} tasks in {jobs} worker processes x {max(1, threads // jobs)} thread(s)")
     hits: dict[str, bool] = {}
     for res in map_in_workers(run_task, tasks, jobs, threads, f"reproduce {spec['preset']} ({jobs} jobs)",

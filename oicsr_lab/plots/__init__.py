@@ -11,6 +11,7 @@ from .energy import (default_layer, energy_table, interactive_energy_distributio
                      layer_names, static_energy_distribution, static_energy_grid)
 from .layers import interactive_layer_ratios, layer_ratios_frame, static_layer_ratios
 from .pipeline import interactive_pipeline, pipeline_frame, static_pipeline
+from .protocol import static_finetuned, static_protocol_fig4
 from .report import write_report
 from .save import ensure_plotlyjs, save_figure
 from .style import REG_STYLES, paper_style, reg_label, reg_style
@@ -21,7 +22,7 @@ __all__ = [
     "interactive_energy_grid", "default_layer", "energy_table", "layer_names",
     "static_accuracy_vs_flops", "interactive_accuracy_vs_flops", "accuracy_curves",
     "static_layer_ratios", "interactive_layer_ratios", "layer_ratios_frame",
-    "static_pipeline", "interactive_pipeline", "pipeline_frame",
+    "static_pipeline", "interactive_pipeline", "pipeline_frame", "static_protocol_fig4", "static_finetuned",
     "table1_html", "static_table1", "table1_frame",
     "save_figure", "ensure_plotlyjs", "write_report",
     "REG_STYLES", "reg_style", "reg_label", "paper_style",

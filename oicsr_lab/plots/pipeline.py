@@ -30,6 +30,8 @@ def pipeline_frame(pipeline_df: Any, regs: Iterable[str] | None = None) -> pd.Da
     scale = 100.0 if np.nanmax(acc.to_numpy()) <= 1.0 else 1.0
     df["before"] = acc["acc_before_retrain"] * scale
     df["after"] = acc["acc_after_retrain"] * scale
+    if "stage" in df.columns:  # the final fine-tune prunes nothing: it has no "before retraining" point of its own
+        df.loc[df["stage"].astype(str) == "finetune", "before"] = np.nan
     df["mflops"] = df["flops"].astype(float) / 1e6
     for col in ("target_ratio", "achieved_ratio"):
         if col in df.columns:

@@ -1,0 +1,86 @@
+"""Accuracy *after* fine-tuning at matched FLOPs: the paper's Table 1 question, for every regulariser and seed.
+
+For one trained run: the method's best criterion is chosen on the validation split (the
+sweep's ``val_acc_before_retrain``, averaged over its ratios; floors excluded), then for each
+FLOPs ratio (default 30 / 50 / 70 %) the network is pruned in one shot by Algorithm 1 with that
+criterion -- the same plan the Figure 4 sweep measured, so the FLOPs match -- physically
+shrunk, and fine-tuned ``epochs`` epochs without the regulariser
+(:func:`~oicsr_lab.pruning.prune_iteratively` with one step and no retraining). Its reference is
+a dense L2 network trained for the same total number of epochs (training + fine-tuning), so a
+pruned network is never credited with extra training.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data import DatasetSplits
+from .runs import TrainedRun, cached, config_hash
+from .sweep import FLOORS
+
+FINETUNE_COLUMNS = ("model", "reg", "seed", "criterion", "ratio", "achieved_ratio", "flops", "params",
+                    "acc_before_retrain", "acc_after_finetune", "finetune_epochs")
+
+
+def best_criterion(sweep_rows: list[dict[str, Any]]) -> str:
+    """The criterion with the highest mean *validation* accuracy before retraining over the pruned ratios.
+
+    Floors (random, uniform) are never chosen; ties go to out-in energy, then alphabetical order.
+    Rows without validation accuracy (no held-out split) fall back to out-in energy.
+    """
+    acc: dict[str, list[float]] = {}
+    for r in sweep_rows:
+        v = r.get("val_acc_before_retrain")
+        if r["criterion"] in FLOORS or float(r["ratio"]) == 0 or v in (None, ""):
+            continue
+        acc.setdefault(r["criterion"], []).append(float(v))
+    if not acc:
+        return "out_in"
+    return max(sorted(acc), key=lambda c: (sum(acc[c]) / len(acc[c]), c == "out_in"))
+
+
+def finetune_cached(
+    run: TrainedRun,
+    sweep_rows: list[dict[str, Any]],
+    data: DatasetSplits,
+    root: Path,
+    settings: dict[str, Any],
+    model_label: str,
+    device: Any = "cpu",
+    show_progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """``(finetune.csv rows, cache hit)`` for one trained run (cached under ``root/finetunes``)."""
+    from ..pruning.iterative import prune_iteratively
+
+    crit = best_criterion(sweep_rows)
+    folder = Path(root) / "finetunes" / f"{run.config.reg}-{config_hash({'run': run.key, 'settings': settings, 'criterion': crit})}"
+
+    def compute(f: Path) -> dict[str, Any]:
+        rows = []
+        for ratio in settings["ratios"]:
+            if log is not None:
+                log(f"one-shot prune of {run.config.reg} seed {run.config.seed} to {ratio:.0%} FLOPs by {crit}, "
+                    f"fine-tune {settings['epochs']} epochs")
+            res = prune_iteratively(
+                copy.deepcopy(run.load_model("cpu")), data, run.config, target_ratio=ratio, step_ratio=ratio,
+                retrain_epochs=0, finetune_epochs=settings["epochs"], criterion=crit,
+                normalize=settings["normalize"], max_layer_ratio=settings["max_layer_ratio"],
+                out_dir=f / f"r{round(ratio * 100)}", device=device, show_progress=show_progress)
+            pruned = next(r for r in res.records if r.get("stage", "").startswith("prune"))
+            last = res.records[-1]
+            rows.append({"model": model_label, "reg": run.config.reg, "seed": run.config.seed, "criterion": crit,
+                         "ratio": ratio, "achieved_ratio": pruned["achieved_ratio"], "flops": last["flops"],
+                         "params": last["params"], "acc_before_retrain": pruned["acc_before_retrain"],
+                         "acc_after_finetune": last["acc_after_retrain"], "finetune_epochs": settings["epochs"]})
+        return {"run": run.key, "criterion": crit, "settings": settings, "rows": rows}
+
+    result, hit = cached(folder, compute)
+    return result["rows"], hit
+
+
+def reference_config(run_config_l2, settings: dict[str, Any]):
+    """The dense reference: the L2 run's config trained for training + fine-tuning epochs."""
+    return run_config_l2.replace(epochs=run_config_l2.epochs + int(settings["epochs"]))

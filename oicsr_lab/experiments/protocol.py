@@ -1,0 +1,116 @@
+"""The comparison protocol's tables: means with 95 % intervals over seeds and paired differences.
+
+Reads the plain rows of a report (``sweep.csv``, ``finetune.csv``, ``summary.json``) and returns
+plain tables; :mod:`.tables` renders them as markdown and the report shows them. The rules:
+
+* every number is a **test** accuracy averaged over the seeds, with its Student-t 95 % interval
+  (:mod:`oicsr_lab.stats`);
+* each method is shown under out-in energy, under its own criterion, and at its **best
+  criterion chosen on the validation split** (per seed: the criterion with the higher mean
+  validation accuracy before retraining over the sweep's ratios; floors excluded). The
+  headline uses the latter;
+* OICSR-GL against each baseline is the **paired** per-seed difference (same seeds) with its
+  interval; a difference "holds" when its interval excludes zero;
+* the random and uniform floors and the chance line (100 / classes) come with every table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..stats import mean_ci, paired_ci
+from .finetune import best_criterion
+from .sweep import FLOORS, OWN_CRITERION
+
+HEADLINE = "oicsr_gl"
+
+
+def _f(v: Any) -> float | None:
+    return None if v in (None, "") or v != v else float(v)
+
+
+def best_by_seed(sweep_rows: Iterable[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """``{(reg, seed): criterion}`` chosen on the validation split (see :func:`~.finetune.best_criterion`)."""
+    by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in sweep_rows:
+        by.setdefault((r["reg"], int(r["seed"])), []).append(r)
+    return {k: best_criterion(v) for k, v in by.items()}
+
+
+def _acc(sweep_rows, reg: str, seed: int, crit: str, ratio: float) -> float | None:
+    for r in sweep_rows:
+        if (r["reg"] == reg and int(r["seed"]) == seed and r["criterion"] == crit
+                and abs(float(r["ratio"]) - ratio) < 1e-9):
+            return _f(r["acc_before_retrain"])
+    return None
+
+
+def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figure 4's numbers: per method and ranking, per ratio, the mean test accuracy and its interval.
+
+    Rankings: ``best (val)``, ``out_in``, ``own`` (the method's own criterion), ``random``, ``uniform``.
+    Also the paired differences of the headline method against each baseline at ``best (val)``.
+    """
+    regs = list(dict.fromkeys(r["reg"] for r in sweep_rows))
+    seeds = sorted({int(r["seed"]) for r in sweep_rows})
+    ratios = sorted({float(r["ratio"]) for r in sweep_rows})
+    best = best_by_seed(sweep_rows)
+    rankings = {
+        "best (val)": lambda reg, s: best[(reg, s)],
+        "out_in": lambda reg, s: "out_in",
+        "own": lambda reg, s: OWN_CRITERION.get(reg, "out"),
+        **{f: (lambda reg, s, f=f: f) for f in FLOORS},
+    }
+    cells: dict[str, dict[str, dict[float, dict]]] = {}
+    per_seed: dict[tuple[str, str, float], list[float | None]] = {}
+    for reg in regs:
+        for name, pick in rankings.items():
+            if name == "own" and OWN_CRITERION.get(reg, "out") == "out_in":
+                continue
+            for ratio in ratios:
+                vals = [_acc(sweep_rows, reg, s, pick(reg, s), ratio) for s in seeds]
+                per_seed[(reg, name, ratio)] = vals
+                got = [v for v in vals if v is not None]
+                if got:
+                    cells.setdefault(reg, {}).setdefault(name, {})[ratio] = mean_ci(got).as_dict()
+    paired: dict[str, dict[float, dict]] = {}
+    if HEADLINE in regs:
+        for reg in regs:
+            if reg == HEADLINE:
+                continue
+            for ratio in ratios:
+                a, b = per_seed.get((HEADLINE, "best (val)", ratio)), per_seed.get((reg, "best (val)", ratio))
+                pairs = [(x, y) for x, y in zip(a or [], b or []) if x is not None and y is not None]
+                if pairs:
+                    d = paired_ci([x for x, _ in pairs], [y for _, y in pairs])
+                    paired.setdefault(reg, {})[ratio] = {**d.as_dict(), "holds": d.excludes_zero()}
+    return {"seeds": seeds, "ratios": ratios, "cells": cells, "paired": paired,
+            "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
+
+
+def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) -> dict[str, Any]:
+    """Table 1 form: per method and ratio, FLOPs, params, top-1 after fine-tuning (mean, interval) and the
+    paired difference to the dense reference trained for the same total epochs."""
+    ref = {int(s): float(v["test_acc"]) for s, v in (references or {}).items()}
+    rows = []
+    regs = list(dict.fromkeys(r["reg"] for r in ft_rows))
+    ratios = sorted({float(r["ratio"]) for r in ft_rows})
+    for reg in regs:
+        for ratio in ratios:
+            sub = [r for r in ft_rows if r["reg"] == reg and abs(float(r["ratio"]) - ratio) < 1e-9]
+            if not sub:
+                continue
+            accs = [float(r["acc_after_finetune"]) for r in sub]
+            seeds = [int(r["seed"]) for r in sub]
+            row = {"reg": reg, "ratio": ratio, "n": len(sub),
+                   "flops_m": sum(float(r["flops"]) for r in sub) / len(sub) / 1e6,
+                   "params_k": sum(float(r["params"]) for r in sub) / len(sub) / 1e3,
+                   "criteria": sorted({r["criterion"] for r in sub}),
+                   "before": mean_ci([float(r["acc_before_retrain"]) for r in sub]).as_dict(),
+                   "after": mean_ci(accs).as_dict()}
+            if all(s in ref for s in seeds):
+                d = paired_ci(accs, [ref[s] for s in seeds])
+                row["delta_vs_dense"] = {**d.as_dict(), "holds": d.excludes_zero()}
+            rows.append(row)
+    dense = mean_ci(list(ref.values())).as_dict() if ref else None
+    return {"rows": rows, "dense": dense, "ratios": ratios}
