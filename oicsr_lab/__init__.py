@@ -44,6 +44,8 @@ _EXPORTS = {
     "preset": "oicsr_lab.train",
     "build_trainer": "oicsr_lab.train",
     "evaluate": "oicsr_lab.train",
+    "pretrained": "oicsr_lab.pretrained",
+    "list_pretrained": "oicsr_lab.pretrained",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

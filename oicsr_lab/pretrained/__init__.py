@@ -1,0 +1,138 @@
+"""Trained networks shipped with the package: ``pretrained("resnet20", reg="oicsr_gl", seed=0)``.
+
+Each model was trained by this project's own code (``oicsr-lab reproduce --preset course``: full
+CIFAR-10 less the 5,000 validation images, strengths chosen on the validation split) and is
+stored as a compact fp16 state dict beside ``manifest.json``. The manifest records, per file:
+the training config (strength, options, seed, epochs), dense test accuracy on the full test set
+and on the embedded 1,000-image sample test set (both measured in fp32 after loading the fp16
+file), validation accuracy, energy concentration, sha256, size, and the command that regenerates
+it. Loading checks the sha256, so a corrupt or missing file fails with a one-line error instead
+of returning a wrong network.
+
+Example:
+    >>> from oicsr_lab.pretrained import list_pretrained
+    >>> isinstance(list_pretrained(), list)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError, ConfigError
+
+MANIFEST = "manifest.json"
+FORMAT = "oicsr-lab-pretrained"
+
+
+def folder() -> Path:
+    """Where the shipped files live (inside the installed package)."""
+    return Path(str(resources.files("oicsr_lab.pretrained")))
+
+
+def manifest(root: str | Path | None = None) -> dict[str, Any]:
+    """The manifest (``{"format", "version", "models": [...]}``); an empty list when nothing is shipped."""
+    path = Path(root or folder()) / MANIFEST
+    if not path.is_file():
+        return {"format": FORMAT, "version": 1, "models": []}
+    return json.loads(path.read_text())
+
+
+def list_pretrained(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every shipped model's manifest entry (name, model, reg, seed, accuracies, file, sha256, ...)."""
+    return list(manifest(root)["models"])
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, root: str | Path | None = None) -> dict[str, Any]:
+    """The manifest entry for (model, reg, seed); ConfigError listing what is shipped otherwise."""
+    entries = list_pretrained(root)
+    for e in entries:
+        if e["model"] == model and e["reg"] == reg and int(e["seed"]) == int(seed):
+            return e
+    have = ", ".join(f"{e['model']}/{e['reg']}/seed {e['seed']}" for e in entries) or "none"
+    raise ConfigError(f"no shipped model {model}/{reg}/seed {seed}; shipped: {have} "
+                      f"(`oicsr-lab pretrained list`)")
+
+
+def load_entry(entry: dict[str, Any], root: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the entry's network, check its file's sha256, load the weights in fp32, eval mode."""
+    from ..train.run import build_checked
+
+    path = Path(root or folder()) / entry["file"]
+    if not path.is_file():
+        raise CheckpointError(f"{path}: shipped model file is missing; reinstall oicsr-lab (pip install -e .)")
+    got = sha256(path)
+    if got != entry["sha256"]:
+        raise CheckpointError(f"{path}: sha256 {got[:12]}... does not match the manifest's {entry['sha256'][:12]}...; "
+                              f"the file is corrupt: reinstall oicsr-lab")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_checked(entry["model"], int(entry["num_classes"]), float(entry["width"]))
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def pretrained(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, device: str | torch.device = "cpu",
+               root: str | Path | None = None) -> nn.Module:
+    """The shipped network trained under ``reg`` with ``seed``, ready for evaluation (fp32, eval mode).
+
+    ``reg``: l2, gl, l1bn, oicsr_gl (and others where shipped); see :func:`list_pretrained`.
+    """
+    return load_entry(find(model, reg, seed, root), root, device)
+
+
+def ship(run_folder: str | Path, data, out: str | Path | None = None, command: str = "",
+         sample=None) -> dict[str, Any]:
+    """Add a finished training run to the shipped set: fp16 state dict + measured manifest entry (maintainers).
+
+    ``data``: the run's full data set (its test split is measured); ``sample``: the embedded
+    sample's data set (its 1,000 test images are measured too, for the fast test every clone runs).
+    Accuracies are measured on the fp16-stored weights loaded into fp32 -- what users get.
+    """
+    from ..experiments.calibrate import measure
+    from ..io import atomic_torch_save, atomic_write_json
+    from ..train import evaluate, load_trained
+
+    root = Path(out or folder())
+    model, blob = load_trained(Path(run_folder) / "checkpoint.pt")
+    cfg = blob["config"]
+    seed, reg = int(cfg.get("seed", 0)), cfg.get("reg", "l2")
+    name = f"{cfg['model']}-{reg}-s{seed}"
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    file = root / f"{name}.pt"
+    atomic_torch_save({"format": FORMAT, "name": name, "state_dict": state}, file)
+    entry = {"name": name, "model": cfg["model"], "width": float(cfg.get("width", 1.0)),
+             "num_classes": data.num_classes, "reg": reg, "strength": float(cfg.get("strength", 0.0)),
+             "reg_options": cfg.get("reg_options", {}), "seed": seed, "epochs": int(cfg["epochs"]),
+             "config": cfg, "file": file.name, "sha256": sha256(file), "bytes": file.stat().st_size,
+             "storage": "float16", "command": command}
+    loaded = load_entry(entry, root)
+    entry["test_acc"] = evaluate(loaded, data, data.test)["acc"]
+    entry["trained_test_acc_fp32"] = blob["history"][-1].get("test_acc")
+    held = data.with_validation(int(cfg.get("val_images", 0) or 0))
+    if held.val is not None:
+        entry["val_acc"] = evaluate(loaded, held, held.val)["acc"]
+        entry["energy"] = {k: v for k, v in measure(loaded, held, held.val).items() if k in ("lt5", "lt20", "zero", "g_lt5")}
+    if sample is not None:
+        entry["sample_test_acc"] = evaluate(loaded, sample, sample.test)["acc"]
+    man = manifest(root)
+    man["models"] = [e for e in man["models"] if e["name"] != name] + [entry]
+    man["models"].sort(key=lambda e: (e["model"], e["reg"], e["seed"]))
+    atomic_write_json(root / MANIFEST, man)
+    return entry

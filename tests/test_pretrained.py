@@ -1,0 +1,78 @@
+"""Shipped models: the manifest's accuracies reproduce, the sha256 guards the files, one call loads them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from oicsr_lab.errors import CheckpointError, ConfigError
+from oicsr_lab.pretrained import find, list_pretrained, load_entry, pretrained, ship
+from oicsr_lab.train import build_trainer, evaluate, preset
+
+SHIPPED = list_pretrained()
+
+
+@pytest.fixture(scope="module")
+def shipped_ci(tmp_path_factory, sample_data):
+    """A ci run shipped into a temporary root (the maintainer's path, end to end)."""
+    run = tmp_path_factory.mktemp("run")
+    build_trainer(preset("ci", epochs=1), out_dir=run, data=sample_data, device="cpu", show_progress=False).fit()
+    root = tmp_path_factory.mktemp("shipped")
+    entry = ship(run, sample_data, out=root, command="oicsr-lab train --preset ci --epochs 1", sample=sample_data)
+    return root, entry
+
+
+def test_ship_records_a_measured_entry(shipped_ci, sample_data) -> None:
+    root, entry = shipped_ci
+    man = json.loads((root / "manifest.json").read_text())
+    assert man["models"] == [entry]
+    assert entry["storage"] == "float16" and entry["val_acc"] is not None and "lt20" in entry["energy"]
+    blob = torch.load(root / entry["file"], weights_only=True)
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
+    model = pretrained(entry["model"], entry["reg"], entry["seed"], root=root)
+    assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
+    assert evaluate(model, sample_data, sample_data.test)["acc"] == pytest.approx(entry["test_acc"], abs=0.05)
+
+
+def test_corrupt_or_missing_files_fail_clearly(shipped_ci, tmp_path) -> None:
+    root, entry = shipped_ci
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    data = bytearray((copy / entry["file"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / entry["file"]).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_entry(entry, copy)
+    (copy / entry["file"]).unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_entry(entry, copy)
+    with pytest.raises(ConfigError, match="no shipped model resnet20/gl/seed 7"):
+        find("resnet20", "gl", 7, root=root)
+
+
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e["name"] for e in SHIPPED])
+def test_shipped_model_matches_manifest_on_sample(entry, sample_data) -> None:
+    """Every clone: each shipped model reproduces its recorded accuracy on the embedded 1,000 test images."""
+    model = load_entry(entry)
+    assert evaluate(model, sample_data, sample_data.test)["acc"] == pytest.approx(entry["sample_test_acc"], abs=0.05)
+
+
+def test_the_package_ships_models() -> None:
+    """The installed package carries at least the dense L2 reference, well trained, within the size budget."""
+    assert SHIPPED, "no models in oicsr_lab/pretrained/manifest.json"
+    l2 = [e for e in SHIPPED if e["reg"] == "l2"]
+    assert l2 and max(e["test_acc"] for e in l2) >= 88.0
+    assert sum(e["bytes"] for e in SHIPPED) <= 20e6
+
+
+@pytest.mark.archive
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e["name"] for e in SHIPPED])
+def test_shipped_model_matches_manifest_on_full_test(entry, archive_path) -> None:
+    """Where the full CIFAR-10 archive exists: the full-test accuracy within 0.05 points of the manifest."""
+    from oicsr_lab.data import load_dataset
+
+    data = load_dataset("cifar10", root=archive_path.parent)
+    assert evaluate(load_entry(entry), data, data.test)["acc"] == pytest.approx(entry["test_acc"], abs=0.05)
