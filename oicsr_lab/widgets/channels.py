@@ -118,8 +118,8 @@ class ChannelViewer(DisplayMixin):
             w.observe(self._on_control, names="value")
         self.group_dropdown.observe(self._on_group, names="value")
         self.widget = W.VBox([
-            W.HBox([self.group_dropdown, self.channel_slider]),
-            W.HBox([self.out_dropdown, self.in_dropdown]),
+            W.HBox([self.group_dropdown, self.channel_slider], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.out_dropdown, self.in_dropdown], layout=W.Layout(flex_flow="row wrap")),
             self.readout_html, self.fig,
         ])
         self.widget.add_class("oicsr-channel-viewer")  # a stable hook for page styling and the browser tests

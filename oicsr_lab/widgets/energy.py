@@ -96,8 +96,10 @@ class EnergyExplorer(DisplayMixin):
         self.normalize_dropdown.observe(self._on_normalize, names="value")
         self.mode_toggle.observe(self._on_mode, names="value")
         self.widget = W.VBox([
-            W.HBox([self.reg_dropdown, self.group_dropdown, self.normalize_dropdown]),
-            W.HBox([self.mode_toggle, self.level_slider, self.overlay_checkbox, self.log_checkbox]),
+            W.HBox([self.reg_dropdown, self.group_dropdown, self.normalize_dropdown],
+                   layout=W.Layout(flex_flow="row wrap")),  # controls wrap in a narrow notebook, never clip
+            W.HBox([self.mode_toggle, self.level_slider, self.overlay_checkbox, self.log_checkbox],
+                   layout=W.Layout(flex_flow="row wrap", align_items="center")),
             self.readout_html, self.overview, self.fig,
         ])
         self.widget.add_class("oicsr-energy-explorer")  # a stable hook for page styling and the browser tests

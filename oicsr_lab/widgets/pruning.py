@@ -157,8 +157,8 @@ class PruningExplorer(DisplayMixin):
         for t in self.toggles.values():
             t.observe(self._on_control, names="value")
         self.widget = W.VBox([
-            W.HBox([self.ratio_slider, self.normalize_dropdown]),
-            W.HBox(list(self.toggles.values()) + [self.accuracy_checkbox]),
+            W.HBox([self.ratio_slider, self.normalize_dropdown], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox(list(self.toggles.values()) + [self.accuracy_checkbox], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.progress, self.status]),
             self.readout_html,
             self._figure_row(),
