@@ -4,7 +4,8 @@ Each notebook runs in a fresh kernel from the committed file (outputs stripped) 
 output, with ``OICSR_LAB_NB_PRESET=ci``, progress bars off, a session-wide tmp run cache
 (``OICSR_LAB_NB_CACHE``: notebook 01 trains the runs, 02-05 reuse them, exactly as in a
 course) and the working directory set to a tmp folder. A notebook reports its key numbers in a
-cell tagged ``results`` that prints ``OICSR_LAB_RESULTS {json}``; the checks below read them.
+cell tagged ``results`` that writes ``OICSR_LAB_RESULTS {json}`` inside an HTML comment (the page
+shows nothing, and the cell's code is collapsed: students never see it); the checks below read them.
 
 The structural checks (no outputs committed, a ``parameters`` cell reading the preset from the
 environment, exercises at the end) run without executing anything.
@@ -64,6 +65,15 @@ def test_parameters_cell(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_results_cell_hidden_from_students(name: str) -> None:
+    """The machine-readable results cell stays, collapsed (code and output) in JupyterLab."""
+    cell = _tagged(_read(name), "results")[0]
+    hidden = cell.metadata.get("jupyter", {})
+    assert hidden.get("source_hidden") is True and hidden.get("outputs_hidden") is True, (
+        f"{name}: set the results cell's metadata jupyter.source_hidden and jupyter.outputs_hidden to true")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_runs_keyed_by_the_shared_data_identity(name: str) -> None:
     """Notebooks key cached runs with ``data_identity`` (as reproduce does), never a copy of its dict."""
     src = "".join(c.source for c in _read(name).cells if c.cell_type == "code")
@@ -113,7 +123,7 @@ def execute(name: str, out_dir: Path) -> tuple[nbformat.NotebookNode, dict, floa
                                progress_bar=False, log_output=False, execution_timeout=600)
     seconds = time.perf_counter() - t0
     nb = nbformat.read(out, as_version=4)
-    texts = []  # printed (lecture notebooks) or in an HTML comment (the dashboard, invisible under Voila)
+    texts = []  # in an HTML comment (invisible in JupyterLab and Voila), or printed
     for c in _tagged(nb, "results"):
         for o in c.outputs:
             texts.append(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/html", ""))
@@ -222,3 +232,25 @@ def test_notebook_runs_at_ci_scale(name: str, nb_env: Path, tmp_path: Path) -> N
     assert results["preset"] == "ci"
     CHECKS[Path(name).stem](results, counts)
     print(f"{name}: {seconds:.1f}s")
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(900)
+def test_notebook_05_and_reproduce_share_pipelines(nb_env: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Notebook 05 keys its pipelines exactly as ``reproduce`` does: each finds the other's finished ones.
+
+    Notebook 05 runs (or reads back) its two pipelines in the shared ci cache; ``reproduce`` over the
+    same cache folder then finds them: it adds no pipeline folder of its own. So after ``make demo``
+    the notebook reads back the pipelines demo ran instead of running them again (and the other way round).
+    """
+    from oicsr_lab.experiments.reproduce import reproduce
+
+    _, results, _ = execute("05_iterative_pipeline.ipynb", tmp_path)
+    regs = results["regs"]
+    assert set(results["pipeline_cached"]) == set(regs)
+    folders = lambda: sorted(p.name for p in (nb_env / "ci" / "pipelines").iterdir() if p.is_dir())
+    before = folders()
+    assert sorted(name.split("-")[0] for name in before) == sorted(regs), before
+    reproduce("ci", nb_env / "ci", regs=regs, ratios=[0.3], table1=False, threads=1, data_dir=data_dir,
+              show_progress=False, log=None)
+    assert folders() == before, f"reproduce keyed its pipelines differently from notebook 05: {before} -> {folders()}"
