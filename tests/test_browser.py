@@ -1,138 +1,29 @@
-"""Real-browser test: JupyterLab on loopback + Debian Chromium driven by Playwright.
+"""Real-browser tests in JupyterLab 4: every explorer draws its data, after load and after one interaction.
 
-Opens the pruning notebook (04) in JupyterLab, runs all cells from the Run menu, waits for the
-pruning explorer to render, moves its FLOPs slider with the keyboard and checks that the plotly
-bars and the readout change. Screenshots go to ``docs/img/pruning_explorer.png`` and the test's
-tmp dir. Runs at ``ci`` scale (``OICSR_LAB_NB_PRESET=ci``) against a temporary copy of
-``notebooks/`` (JupyterLab autosaves outputs; the committed notebooks must stay clean) and a
-temporary run cache. Skips with the reason when Chromium or Playwright is missing.
+One JupyterLab server (module scope) over a tmp copy of ``notebooks/`` at ``ci`` scale, with a tmp
+run cache the notebooks share (the first one trains the four ci runs, in seconds). Debian Chromium,
+driven by Playwright, opens notebook 04 (pruning explorer) and notebook 02 (energy explorer and
+channel viewer), runs all cells from the Run menu, and checks for each widget, on load and after
+moving one of its controls, that every plotly figure holds its traces and draws them (bars,
+lines+markers, heatmap images) with finite SVG coordinates, and that the console logged no error.
+Screenshots of each whole widget go to the test's tmp dir, and to ``docs/img`` when
+``OICSR_LAB_SAVE_SCREENSHOTS=1``. Skips with the reason when Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
+from browser_helpers import (CHANNELS, CHROMIUM_ARGS, ENERGY, ENERGY_OVERLAY, FIGURES_JS, PRUNING, Console, check_fits,
+                             chromium, copy_notebooks, figures, kernel_env, lab_server, press, save_screenshot,
+                             sync_api, wait_changed, wait_drawn, wait_readout)
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1500)]
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = "04_global_greedy_pruning.ipynb"
-SCREENSHOT = REPO / "docs" / "img" / "pruning_explorer.png"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
-}
-SERVER_START_S = 120
-RUN_ALL_S = 900  # trains four ci runs (seconds each) when the cache is empty; generous for a busy CPU
+RUN_ALL_S = 900  # the first notebook trains four ci runs (seconds each) when the cache is empty
 UPDATE_S = 120
-
-
-def _chromium() -> str:
-    """Path of the system Chromium, or skip."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does this); no browser download is possible here")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Poll the server's status API until it answers (or fail with its log)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"jupyter lab did not answer {url} within {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def lab(tmp_path: Path, data_dir: Path):
-    """A JupyterLab server on 127.0.0.1 over a tmp copy of notebooks/; yields (base url, token, root)."""
-    root = tmp_path / "notebooks"
-    shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    home = tmp_path / "jupyter"
-    for sub in ("config", "data", "runtime", "workspaces", "settings"):
-        (home / sub).mkdir(parents=True)
-    # user settings: start the notebook's kernel without asking, no news toast
-    for plugin, values in SETTINGS.items():
-        path = home / "settings" / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    port, token = _free_port(), uuid.uuid4().hex
-    env = dict(os.environ)
-    env.update({
-        "OICSR_LAB_NB_PRESET": "ci", "OICSR_LAB_PROGRESS": "0", "OICSR_LAB_NB_CACHE": str(tmp_path / "cache"),
-        "OICSR_LAB_DATA": str(data_dir), "OICSR_LAB_THREADS": env.get("OICSR_LAB_THREADS", "1"),
-        "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    })
-    log = tmp_path / "jupyter-lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ServerApp.open_browser=False",
-        "--ip=127.0.0.1", f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        f"--LabApp.user_settings_dir={home / 'settings'}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log, SERVER_START_S)
-        yield base, token, root
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-# JavaScript run in the page: the state of the explorer's first plotly graph and its readout.
-_STATE_JS = """
-() => {
-  const outs = [...document.querySelectorAll('.jp-OutputArea-output')];
-  const out = outs.find(o => [...o.querySelectorAll('.widget-label')].some(l => l.textContent.includes('FLOPs pruned')));
-  if (!out) return null;
-  const plots = [...out.querySelectorAll('.js-plotly-plot')];
-  const bars = plots.length && plots[0].data ? plots[0].data.filter(t => t.type === 'bar').map(t => Array.from(t.y || [])) : null;
-  const rects = plots.length ? plots[0].querySelectorAll('.barlayer path').length : 0;
-  const table = [...out.querySelectorAll('.widget-html-content')].map(e => e.innerText).find(t => t.includes('FLOPs (MACs)')) || '';
-  const slider = [...out.querySelectorAll('.widget-slider')].find(s => s.innerText.includes('FLOPs pruned'));
-  const readout = slider ? (slider.querySelector('.widget-readout') || {}).innerText || '' : '';
-  return {bars, rects, table, readout, plots: plots.length, busy: out.innerText.includes('computing')};
-}
-"""
-
-
 # How far the explorer's plots stick out of their output area (px), and whether anything scrolls sideways.
 _FIT_JS = """
 (out) => {
@@ -141,115 +32,148 @@ _FIT_JS = """
   const overflow = Math.max(0, ...plots.map(p => p.getBoundingClientRect().right - right));
   const scroll = Math.max(0, ...[out, ...out.querySelectorAll('.widget-box')].map(e => e.scrollWidth - e.clientWidth));
   const side = document.querySelector('#jp-left-stack');
-  return {plots: plots.length, overflow, scroll, out_width: out.getBoundingClientRect().width,
+  return {plots: plots.length, overflow, scroll,
           sidebar_open: !!side && !side.classList.contains('lm-mod-hidden') && side.getBoundingClientRect().width > 100};
 }
 """
 
 
-def _state(page):
-    return page.evaluate(_STATE_JS)
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """JupyterLab over a tmp copy of notebooks/ with one tmp run cache; yields (base url, token)."""
+    tmp = tmp_path_factory.mktemp("lab")
+    root = copy_notebooks(tmp / "notebooks")
+    with lab_server(root, kernel_env(tmp, data_dir, tmp / "cache"), tmp / "jupyter-lab.log") as server:
+        yield server
 
 
-def _accept_kernel_dialog(page) -> None:
-    """Accept a 'Select Kernel' dialog if one is open (older settings may still ask)."""
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+@pytest.fixture
+def browser():
+    """(playwright sync api, a headless Debian Chromium)."""
+    executable = chromium()
+    api = sync_api()
+    with api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True, chromium_sandbox=False)
+        try:
+            yield api, b
+        finally:
+            b.close()
+
+
+def _run_notebook(page, lab, notebook: str) -> None:
+    """Open ``notebook`` in JupyterLab, wait for an idle kernel, then Run > Run All Cells."""
+    base, token = lab
+    page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_timeout(2000)
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")  # older settings may still ask
     if dialog.count():
         dialog.locator(".jp-Dialog-button.jp-mod-accept").first.click()
-        dialog.wait_for(state="detached", timeout=30_000)
-
-
-def _run_all(page) -> None:
-    """Run > Run All Cells from JupyterLab's menu bar."""
-    _accept_kernel_dialog(page)
+    page.wait_for_function(
+        "() => document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\") !== null"
+        " || [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\|\\s*Idle/.test(e.textContent))",
+        timeout=120_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
-def _widget_screenshot(page, out) -> bytes:
-    """PNG of the explorer's output area, cropped to the right edge of its widgets."""
-    box = out.bounding_box()
-    right = page.evaluate(
-        "(el) => Math.max(...[...el.querySelectorAll('.js-plotly-plot .main-svg, .widget-html-content table, .widget-slider, .widget-toggle-button')]"
-        ".map(e => e.getBoundingClientRect().right))", out.element_handle())
-    width = min(box["width"], max(200.0, right - box["x"] + 12))
-    return page.screenshot(clip={"x": box["x"], "y": box["y"], "width": width, "height": box["height"]})
+def _results_hidden(page) -> None:
+    """The machine-readable results cell (OICSR_LAB_RESULTS ...) is collapsed: students never see it."""
+    shown = page.evaluate("""() => [...document.querySelectorAll('.jp-Cell')]
+        .filter(c => c.textContent.includes('OICSR_LAB_RESULTS'))
+        .flatMap(c => [...c.querySelectorAll('.jp-InputArea-editor, .jp-OutputArea-output')])
+        .filter(e => e.textContent.includes('OICSR_LAB_RESULTS') && e.checkVisibility())
+        .map(e => e.textContent.slice(0, 120))""")
+    assert not shown, f"a results cell's code or output is visible: {shown}"
 
 
-def test_pruning_explorer_in_jupyterlab(lab, tmp_path: Path) -> None:
-    """Run notebook 04 in JupyterLab; the FLOPs slider changes the bars and the readout."""
-    executable = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    base, token, root = lab
-    errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True,
-                                     chromium_sandbox=False)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})  # a laptop screen, file browser open
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?reset&token={token}", timeout=120_000)
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-            page.wait_for_timeout(2000)
-            _accept_kernel_dialog(page)
-            # a ready kernel: the notebook's execution indicator says idle
-            page.wait_for_function(
-                "() => document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\") !== null"
-                " || [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\|\\s*Idle/.test(e.textContent))",
-                timeout=120_000)
-            _run_all(page)
-            # the first code cell ran: it has an execution count
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(p => /\\[[0-9*]+\\]/.test(p.textContent))",
-                timeout=120_000)
-            try:
-                page.wait_for_function(f"({_STATE_JS})() && ({_STATE_JS})().plots > 0 && ({_STATE_JS})().rects > 0",
-                                       timeout=RUN_ALL_S * 1000, polling=2000)
-            except sync_api.TimeoutError:
-                page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
-                errs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
-                pytest.fail(f"the pruning explorer did not render within {RUN_ALL_S}s; stderr outputs: {errs[-3:]}; "
-                            f"page errors: {errors[-3:]}; screenshot: {tmp_path / 'timeout.png'}")
-            # let the background accuracy of the initial state land before comparing
-            page.wait_for_function(f"!({_STATE_JS})().busy && ({_STATE_JS})().table.includes('%')",
-                                   timeout=UPDATE_S * 1000, polling=500)
-            before = _state(page)
-            assert before["bars"], f"no bar traces in the explorer's plot: {before}"
-            assert before["readout"].strip() in ("0%", "0.0%"), before["readout"]
+def _widget(page, css_class: str, tmp_path: Path, api):
+    """The root element of the explorer with ``css_class`` once Run All has displayed it."""
+    root = page.locator(f".{css_class}").first
+    try:
+        root.wait_for(state="visible", timeout=RUN_ALL_S * 1000)
+    except api.TimeoutError:
+        page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
+        errs = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        pytest.fail(f"{css_class} was not displayed within {RUN_ALL_S}s; stderr outputs: {errs[-3:]}; "
+                    f"screenshot: {tmp_path / 'timeout.png'}")
+    root.scroll_into_view_if_needed()
+    return root
 
-            out = page.locator(".jp-OutputArea-output", has=page.locator(".widget-label", has_text="FLOPs pruned")).first
-            out.scroll_into_view_if_needed()
-            handle = out.locator(".widget-slider", has_text="FLOPs pruned").locator(".noUi-handle").first
-            handle.click()
-            for _ in range(25):  # 25 steps of 1% -> 25% of FLOPs
-                handle.press("ArrowRight")
-            page.wait_for_function(
-                f"(b) => {{ const s = ({_STATE_JS})(); return s && JSON.stringify(s.bars) !== b && !s.busy"
-                f" && s.table.includes('%') && !s.table.includes('…'); }}",
-                arg=json.dumps(before["bars"]), timeout=UPDATE_S * 1000, polling=500,
-            )
-            after = _state(page)
-            fit = page.evaluate(_FIT_JS, out.element_handle())
-            shot = _widget_screenshot(page, out)
-            (tmp_path / SCREENSHOT.name).write_bytes(shot)
-            if os.environ.get("OICSR_LAB_SAVE_SCREENSHOTS") == "1":  # refresh the README's picture on request only
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                SCREENSHOT.write_bytes(shot)
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=False)
-            page.set_viewport_size({"width": 1000, "height": 900})  # narrower still: the figures rewrap, no overflow
-            page.wait_for_timeout(2000)
-            fit_narrow = page.evaluate(_FIT_JS, out.element_handle())
-            page.screenshot(path=str(tmp_path / "page-1000.png"), full_page=False)
-        finally:
-            browser.close()
 
-    assert after["readout"].strip() not in ("0%", "0.0%"), f"slider readout did not move: {after['readout']!r}"
-    assert after["table"] != before["table"], "the readout table did not change"
-    kept_before = [sum(b) for b in before["bars"]]
-    kept_after = [sum(b) for b in after["bars"]]
-    assert all(a < b for a, b in zip(kept_after, kept_before)), (kept_before, kept_after)
-    assert "25" in after["table"] or "24" in after["table"] or "26" in after["table"], after["table"]
-    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+def test_pruning_explorer_in_jupyterlab(lab, browser, tmp_path: Path) -> None:
+    """Notebook 04: both figures draw on load; the FLOPs slider redraws the bars and the readout."""
+    api, b = browser
+    page = b.new_page(viewport={"width": 1280, "height": 900})  # a laptop screen, file browser open
+    console = Console(page)
+    _run_notebook(page, lab, "04_global_greedy_pruning.ipynb")
+    root = _widget(page, "oicsr-pruning-explorer", tmp_path, api)
+    state0 = wait_readout(page, root, UPDATE_S)
+    before = wait_drawn(root, PRUNING, UPDATE_S, "pruning explorer on load")
+    check_fits(root, "pruning explorer")
+    root.screenshot(path=str(tmp_path / "pruning_explorer-load.png"))
+    assert state0["readout"].strip() in ("0%", "0.0%"), state0["readout"]
+    assert before[0]["legend"] == ["dense", "L2", "GL", "L1-BN", "OICSR-GL"], before[0]["legend"]  # nothing clipped
+    console.check("after the pruning explorer loaded")
+
+    press(root.locator(".widget-slider", has_text="FLOPs pruned").locator(".noUi-handle").first, "ArrowRight", 25)
+    state1 = wait_readout(page, root, UPDATE_S, previous=state0["table"])
+    after = wait_drawn(root, PRUNING, UPDATE_S, "pruning explorer after moving the FLOPs slider")
+    fit = page.evaluate(_FIT_JS, root.element_handle())
+    save_screenshot(page, root, "pruning_explorer.png", tmp_path)
+    page.set_viewport_size({"width": 1000, "height": 900})  # narrower still: the figures rewrap, no overflow
+    page.wait_for_timeout(2000)
+    fit_narrow = page.evaluate(_FIT_JS, root.element_handle())
+    # after a window resize plotly refits on its own, before the page rewraps: the figures may not fill their
+    # boxes exactly, but must still draw and must not stick out of them
+    narrow = wait_drawn(root, PRUNING, 30, "pruning explorer in a 1000 px window", fill=False)
+    page.screenshot(path=str(tmp_path / "page-1000.png"))
+    console.check("after moving the FLOPs slider")
+    _results_hidden(page)
+
+    assert state1["readout"].strip() not in ("0%", "0.0%"), f"slider readout did not move: {state1['readout']!r}"
+    assert any(p in state1["table"] for p in ("24", "25", "26")), state1["table"]
+    kept_before, kept_after = before[0]["sums"][1:], after[0]["sums"][1:]  # per run, weighted kept channels
+    assert all(a < b for a, b in zip(kept_after, kept_before)), ("kept channels did not fall", kept_before, kept_after)
+    assert narrow[0]["sums"] == after[0]["sums"]
     assert fit["sidebar_open"], "the file browser should stay open: the explorer must fit next to it"
     for f in (fit, fit_narrow):
         assert f["plots"] == 2 and f["overflow"] <= 1 and f["scroll"] <= 1, f"the explorer overflows its output area: {f}"
+
+
+def test_energy_explorer_and_channel_viewer_in_jupyterlab(lab, browser, tmp_path: Path) -> None:
+    """Notebook 02: the energy explorer (overview + sorted energies) and the channel viewer draw and redraw."""
+    api, b = browser
+    page = b.new_page(viewport={"width": 1280, "height": 900})
+    console = Console(page)
+    _run_notebook(page, lab, "02_channel_energy.ipynb")
+    energy = _widget(page, "oicsr-energy-explorer", tmp_path, api)
+    figs = wait_drawn(energy, ENERGY, UPDATE_S, "energy explorer on load")
+    check_fits(energy, "energy explorer")
+    assert figs[1]["ytype"] == "linear"
+    console.check("after the energy explorer loaded")
+
+    energy.locator(".widget-dropdown", has_text="run").locator("select").select_option(label="OICSR-GL")
+    energy.locator(".widget-checkbox", has_text="overlay all regularisers").locator("input").check()
+    energy.locator(".widget-checkbox", has_text="log y").locator("input").check()
+    wait_drawn(energy, ENERGY_OVERLAY, UPDATE_S, "energy explorer with every run overlaid")
+    page.wait_for_function(f"(r) => ({FIGURES_JS.strip()})(r)[1].ytype === 'log'", arg=energy.element_handle(),
+                           timeout=UPDATE_S * 1000, polling=500)
+    figs = figures(energy)
+    kept, below = figs[0]["colors"]
+    assert kept and below and kept.lower() != below.lower(), f"'kept' and 'below threshold' share a colour: {kept}, {below}"
+    save_screenshot(page, energy, "energy_explorer.png", tmp_path)
+    console.check("after overlaying the runs on a log axis")
+
+    viewer = _widget(page, "oicsr-channel-viewer", tmp_path, api)
+    first = wait_drawn(viewer, CHANNELS, UPDATE_S, "channel viewer on load")
+    check_fits(viewer, "channel viewer")
+    texts = first[0]["legend"] + first[0]["annotations"]
+    assert not any("^{" in t or "#" in t for t in texts), f"raw TeX or a hex colour in the figure's text: {texts}"
+    press(viewer.locator(".widget-slider", has_text="channel").locator(".noUi-handle").first, "ArrowRight", 3)
+    wait_changed(page, viewer, 0, first[0]["sums"], UPDATE_S)
+    wait_drawn(viewer, CHANNELS, UPDATE_S, "channel viewer after moving the channel slider")
+    save_screenshot(page, viewer, "channel_viewer.png", tmp_path)
+    console.check("after moving the channel slider")
+    _results_hidden(page)
+
