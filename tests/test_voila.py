@@ -27,8 +27,6 @@ from browser_helpers import (CHANNELS, CHROMIUM_ARGS, DOCS_IMG, ENERGY, ENERGY_O
                              Console, check_fits, chromium, copy_notebooks, figures, kernel_env, press, sync_api,
                              voila_server, wait_changed, wait_drawn, wait_readout)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(1200)]
-
 LOAD_S = 600  # the dashboard trains the four ci runs first (an empty cache)
 UPDATE_S = 120
 CULL_IDLE_S = 20  # the test's idle timeout (the shipped voila.json says 120 s)
@@ -69,6 +67,15 @@ def _full_page_screenshot(page, name: str, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1280, "height": 1000})
 
 
+def test_voila_json_culls_closed_pages() -> None:
+    """The shipped voila.json shuts down kernels with no page connected after a short idle time, never busy ones."""
+    km = json.loads((REPO / "voila.json").read_text())["MappingKernelManager"]
+    assert 30 <= km["cull_idle_timeout"] <= 600 and 0 < km["cull_interval"] <= km["cull_idle_timeout"]
+    assert km["cull_connected"] is False and km["cull_busy"] is False  # an open page keeps its kernel
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(1200)
 def test_voila_dashboard_draws_every_explorer(voila_app, tmp_path: Path) -> None:
     """All three tabs draw their figures on first show and after one interaction; closing the page culls the kernel."""
     url, log = voila_app
