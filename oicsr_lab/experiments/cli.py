@@ -29,6 +29,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-finetune-epochs", type=int, help="final fine-tuning epochs (default: the preset's)")
     p.add_argument("--finetune-epochs", type=int,
                    help="epochs of fine-tuning after one-shot pruning at matched FLOPs (default: the preset's; 0: skip)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="training arithmetic of every run (default: the preset's, auto)")
     p.add_argument("--finetune-ratios", help="comma-separated FLOPs ratios pruned then fine-tuned (default: 0.3,0.5,0.7)")
     p.add_argument("--table1-weights", help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
@@ -65,6 +67,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
         pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
         finetune_epochs=args.finetune_epochs, finetune_ratios=parse_list(args.finetune_ratios, float),
+        precision=args.precision,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
         device=args.device, threads=args.threads, jobs=args.jobs, data_dir=args.data_dir,
         show_progress=False if args.no_progress else None,

@@ -96,6 +96,7 @@ def reproduce(
     pipeline_finetune_epochs: int | None = None,
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
+    precision: str | None = None,
     strengths: dict[str, float] | None = None,
     table1: bool = True,
     table1_weights: str | None = None,
@@ -120,7 +121,8 @@ def reproduce(
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
                       pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs,
-                      finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios)
+                      finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
+                      precision=precision)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)

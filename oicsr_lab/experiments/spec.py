@@ -199,12 +199,14 @@ def build_spec(
     pipeline_finetune_epochs: int | None = None,
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
     if preset_name not in REPRODUCE:
         raise ConfigError(f"unknown preset {preset_name!r}; choose one of {', '.join(REPRODUCE)}")
     rp = copy.deepcopy(REPRODUCE[preset_name])
-    base = preset(preset_name, **rp["train"]).replace(model=model, dataset=dataset, epochs=epochs, width=width)
+    base = preset(preset_name, **rp["train"]).replace(model=model, dataset=dataset, epochs=epochs, width=width,
+                                                       precision=precision)
     if model is not None and width is None and model != base.model:
         base = base.replace(width=1.0) if model.startswith("torchvision:") else base
     base.validate()
