@@ -28,9 +28,9 @@ from .base import (
     names,
     normalize_scores,
     register,
+    score_channels,
 )
 from .calibration import SPLITS, Calibration, calibration_data
-from .score import score_channels
 
 __all__ = ["Calibration", "ChannelScores", "Criterion", "FAMILIES", "NORMALIZATIONS", "REGISTRY", "SPLITS",
            "calibration_data", "criteria_table", "get_criterion", "names", "normalize_scores", "register",

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..groups.types import Slice
-from .base import Criterion, ScoreContext, register
+from .base import Criterion, ScoreContext, prepare, register
 from .taps import columns, run_batches, tapped, taps_by_module
 
 
@@ -78,8 +78,6 @@ class TaylorFirstOrder(Criterion):
 
         Example: ``TaylorFirstOrder().loss_change(model, groups, calibration_data(data, "train", 2))``.
         """
-        from .score import prepare
-
         ctx = prepare(model, groups, self, calibration)
         grads = self.gate_gradients(ctx)
         return {g.name: -torch.stack([b[g.name] for b in grads]).mean(0) for g in ctx.groups}

@@ -12,7 +12,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from .batches import BatchLoader
 from .datasets import Split
+from .streaming import StreamingLoader, StreamingSplit
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -40,19 +42,7 @@ def _crop_flip(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.
     return out.permute(0, 3, 1, 2)
 
 
-def init_loader_settings(loader, split, batch_size: int, shuffle: bool, augment: bool, drop_last: bool,
-                         device: torch.device | str, seed: int, rank: int, world_size: int, channels_last: bool) -> None:
-    """Check the batch against the world size and store the settings every loader shares."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if batch_size % world_size:
-        raise ValueError(f"global batch {batch_size} must be divisible by world size {world_size}")
-    loader.split, loader.batch_size, loader.shuffle, loader.augment = split, batch_size, shuffle, augment
-    loader.drop_last, loader.device, loader.seed = drop_last, torch.device(device), seed
-    loader.rank, loader.world_size, loader.channels_last = rank, world_size, channels_last
-
-
-class TensorLoader:
+class TensorLoader(BatchLoader):
     """Iterate normalised float batches of a :class:`Split` held in memory.
 
     ``rank``/``world_size`` shard each global batch for DistributedDataParallel; ``augment``
@@ -74,17 +64,10 @@ class TensorLoader:
         world_size: int = 1,
         channels_last: bool = False,
     ) -> None:
-        init_loader_settings(self, split, batch_size, shuffle, augment, drop_last, device, seed, rank, world_size,
-                             channels_last)
-        self.epoch = 0
+        super().__init__(split, batch_size, mean, std, shuffle, augment, drop_last, device, seed, rank, world_size,
+                         channels_last)
         self._images = split.images.to(self.device)
         self._labels = split.labels.to(self.device)
-        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
-        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose shuffle and augmentation to draw (like DistributedSampler)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.split)
@@ -136,8 +119,6 @@ def make_loader(
 
     ``input_size`` and ``num_workers`` only apply to streaming splits.
     """
-    from .streaming import StreamingLoader, StreamingSplit
-
     if isinstance(split, StreamingSplit):
         return StreamingLoader(split, batch_size, mean, std, shuffle=shuffle, augment=augment, drop_last=drop_last,
                                device=device, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last,

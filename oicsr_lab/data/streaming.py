@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from ..errors import ConfigError, DataError
+from .batches import BatchLoader
 from .imagefolder import IMAGE_EXTS, TEST_NAMES, TRAIN_NAMES, is_archive
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -344,7 +345,7 @@ def resolve_workers(num_workers: int | None = None) -> int:
     return max(0, min(8, (cpus - 1) // local))
 
 
-class StreamingLoader:
+class StreamingLoader(BatchLoader):
     """Normalised float batches of a :class:`StreamingSplit` from a ``torch.utils.data.DataLoader``.
 
     Same arguments as :class:`~oicsr_lab.data.TensorLoader` (``batch_size`` is the global batch;
@@ -359,12 +360,9 @@ class StreamingLoader:
                  input_size: int = 224, num_workers: int | None = None) -> None:
         from torch.utils.data import DataLoader, DistributedSampler
 
-        from .loader import init_loader_settings
-
-        init_loader_settings(self, split, batch_size, shuffle, augment, drop_last, device, seed, rank, world_size,
-                             channels_last)
+        super().__init__(split, batch_size, mean, std, shuffle, augment, drop_last, device, seed, rank, world_size,
+                         channels_last)
         self.num_workers = resolve_workers(num_workers)
-        self.epoch = 0
         dataset = _Images(split, input_size, augment, seed)
         if shuffle:
             self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
@@ -378,8 +376,6 @@ class StreamingLoader:
             prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(seed),  # worker base seeds: never drawn from the global RNG
         )
-        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
-        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
 
     @property
     def sharded(self) -> bool:
@@ -388,7 +384,7 @@ class StreamingLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffle and augmentation to draw."""
-        self.epoch = epoch
+        super().set_epoch(epoch)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 

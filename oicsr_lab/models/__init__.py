@@ -83,6 +83,22 @@ def build_model(name: str, num_classes: int = 10, width: float = 1.0, **kwargs) 
     return _REGISTRY[name](num_classes=num_classes, width=width, **kwargs)
 
 
+def build_checked(name: str, num_classes: int, width: float) -> nn.Module:
+    """:func:`build_model`, with a bad name or width reported as a one-line ConfigError."""
+    try:
+        return build_model(name, num_classes=num_classes, width=width)
+    except ValueError as e:
+        raise ConfigError(str(e).splitlines()[0] if str(e) else f"cannot build model {name!r}") from None
+
+
+def check_model(name: str, width: float, num_classes: int = 10) -> None:
+    """Raise ConfigError when ``name``/``width`` cannot be built (checked cheaply on the meta device)."""
+    import torch
+
+    with torch.device("meta"):
+        build_checked(name, num_classes, width)
+
+
 _loaded = False
 
 
@@ -100,4 +116,4 @@ def _load_builtin() -> None:
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
-__all__ = ["build_model", "register_model", "list_models", "default_input_size"]
+__all__ = ["build_checked", "build_model", "check_model", "default_input_size", "list_models", "register_model"]

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..io import atomic_torch_save
+from ..models import build_checked
 
 FORMAT = "oicsr-lab-checkpoint"
 
@@ -57,8 +58,6 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
     do not fit the recorded architecture (e.g. a pruned model saved as a training checkpoint);
     ConfigError when the recorded model cannot be built.
     """
-    from .run import build_checked
-
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"

@@ -1,4 +1,7 @@
-"""Build a complete training run (data, model, groups, regulariser, trainer) from a config."""
+"""Build a complete training run (data, model, groups, regulariser, trainer) from a config.
+
+``build_checked``/``check_model`` (from :mod:`oicsr_lab.models`) stay importable from here.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +12,11 @@ import torch
 
 from ..data import DatasetSplits, load_dataset
 from ..errors import ConfigError
-from ..models import build_model
+from ..models import build_checked, check_model
 from .config import TrainConfig
 from .trainer import Trainer, resolve_device
 
-
-def build_checked(name: str, num_classes: int, width: float) -> torch.nn.Module:
-    """:func:`build_model`, with a bad name or width reported as a one-line ConfigError."""
-    try:
-        return build_model(name, num_classes=num_classes, width=width)
-    except ValueError as e:
-        raise ConfigError(str(e).splitlines()[0] if str(e) else f"cannot build model {name!r}") from None
-
-
-def check_model(name: str, width: float, num_classes: int = 10) -> None:
-    """Raise ConfigError when ``name``/``width`` cannot be built (checked cheaply on the meta device)."""
-    with torch.device("meta"):
-        build_checked(name, num_classes, width)
+__all__ = ["build_checked", "build_trainer", "check_model", "make_regularizer_for"]
 
 
 def make_regularizer_for(model: torch.nn.Module, config: TrainConfig, data: DatasetSplits):
