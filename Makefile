@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OICSR_LAB_PROGRESS ?= 1
 
-.PHONY: setup demo test test-slow test-browser test-all lab bench clean
+.PHONY: setup demo lint test test-slow test-browser test-all lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/oicsr-lab reproduce --preset quick --out reports/quick
 
-# The default test suite (well under 20 minutes on 2 CPU cores; notebooks included).
-test: $(STAMP)
+# ruff over the package, tests, benchmarks and scripts (rules: [tool.ruff] in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The linter, then the default test suite (well under 20 minutes on 2 CPU cores; notebooks included).
+test: lint
 	$(BIN)/pytest -q
 
 # Slow checks: larger hypothesis profiles, long training, full-archive runs.

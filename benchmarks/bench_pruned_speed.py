@@ -160,7 +160,8 @@ def _header(forms: list[str]) -> str:
 def _print_row(r: dict, forms: list[str]) -> None:
     """One table line: the variant, then dense/pruned ms, speed-up and efficiency per form."""
     rt = str(r["round_to"] or "-")
-    line = f"{r['model']:26s} {r['batch']:5d} {r['ratio']:5.0%} {rt:>5s} {r['achieved']:8.1%} {r['flops_speedup']:6.2f}x"
+    line = (f"{r['model']:26s} {r['batch']:5d} {r['ratio']:5.0%} {rt:>5s} {r['achieved']:8.1%} "
+            f"{r['flops_speedup']:6.2f}x")
     for f in forms:
         line += (f" | {r[f + '_dense_ms']:17.2f} {r[f + '_pruned_ms']:7.2f} {r[f + '_speedup']:6.2f}x "
                  f"{r[f + '_efficiency']:5.2f}")

@@ -31,7 +31,7 @@ import torch.nn as nn
 from oicsr_lab.data import TensorLoader, load_dataset
 from oicsr_lab.models import build_model
 from oicsr_lab.precision import autocast, native_bf16
-from oicsr_lab.train import Trainer, TrainConfig
+from oicsr_lab.train import TrainConfig, Trainer
 
 
 def plain_batches(trainer: Trainer) -> list[tuple[torch.Tensor, torch.Tensor]]:

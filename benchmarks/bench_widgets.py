@@ -71,7 +71,8 @@ def main() -> None:
     ap.add_argument("--moves", type=int, default=30)
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the explorer's accuracy arithmetic")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the explorer's accuracy arithmetic")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,7 +86,8 @@ def main() -> None:
     ex = PruningExplorer(models, data, eval_images=args.eval_images, accuracy=False, async_mode="thread",
                          precision=args.precision)
     print(f"construction (groups, FLOPs report, energies per normalisation, max ratio): "
-          f"{time.perf_counter() - t0:.2f} s; max reachable ratio {ex.max_ratio:.2f}; {len(ex.lib.group_list)} prunable pairs")
+          f"{time.perf_counter() - t0:.2f} s; max reachable ratio {ex.max_ratio:.2f}; "
+          f"{len(ex.lib.group_list)} prunable pairs")
 
     ratios = np.round(np.linspace(0.0, ex.max_ratio, args.moves), 4).tolist()
     rng = np.random.default_rng(0)
@@ -164,7 +166,8 @@ def main() -> None:
         en.set_threshold(float(level))
         times.append(time.perf_counter() - t)
     print(f"energy explorer threshold move (overlay {len(regs)} runs): median {statistics.median(times) * 1e3:.1f} ms, "
-          f"p95 {pct(times, 95) * 1e3:.1f} ms [goal {MOVE_GOAL_S * 1e3:.0f} ms: {verdict(pct(times, 95), MOVE_GOAL_S)}]")
+          f"p95 {pct(times, 95) * 1e3:.1f} ms "
+          f"[goal {MOVE_GOAL_S * 1e3:.0f} ms: {verdict(pct(times, 95), MOVE_GOAL_S)}]")
 
 if __name__ == "__main__":
     main()

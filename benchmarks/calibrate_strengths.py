@@ -115,14 +115,17 @@ def fmt(row: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--regs", default="l2,oicsr_gl,gl", help="comma-separated regularisers")
     ap.add_argument("--strengths", default="4e-2,1e-1,2e-1,4e-1", help="lambda_s list for the group regularisers")
     ap.add_argument("--l1bn-strengths", default="5e-3,1e-2,2e-2", help="lambda_s list for l1bn")
     ap.add_argument("--options", action="append", default=None,
-                    help="option spec key=value,... (repeatable; default mode=proximal); l1bn: mode=subgradient|proximal")
-    ap.add_argument("--l1bn-options", action="append", default=None, help="option specs for l1bn (default: {} and mode=proximal)")
+                    help="option spec key=value,... (repeatable; default mode=proximal); l1bn: "
+                    "mode=subgradient|proximal")
+    ap.add_argument("--l1bn-options", action="append", default=None,
+                    help="option specs for l1bn (default: {} and mode=proximal)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     ap.add_argument("--test-images", type=int, default=None, help="sweep test subset (default: the preset's)")

@@ -101,7 +101,8 @@ def _parse_value(v: str):
 
 def _train_out(p: argparse.ArgumentParser) -> None:
     add_train_args(p)
-    p.add_argument("--out", default=None, help="run folder for checkpoint.pt and metrics.jsonl (default: runs/<model>-<reg>-<preset>)")
+    p.add_argument("--out", default=None,
+                   help="run folder for checkpoint.pt and metrics.jsonl (default: runs/<model>-<reg>-<preset>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
 
 
@@ -130,7 +131,8 @@ def _train(cfg, out: Path, args: argparse.Namespace, build_trainer) -> int:
         print(f"training {cfg.model} (width {cfg.width}) on {cfg.dataset} [{len(trainer.train_split)} train / "
               f"{len(trainer.test_split)} test"
               f"{f' / {len(trainer.val_split)} validation' if trainer.val_split is not None else ''}] for {cfg.epochs} "
-              f"epochs, reg={cfg.reg} strength={cfg.strength}, device={trainer.device} ({trainer.precision}), out={out}")
+              f"epochs, reg={cfg.reg} strength={cfg.strength}, device={trainer.device} "
+              f"({trainer.precision}), out={out}")
     history = trainer.fit(resume=args.resume)
     if trainer.rank == 0:
         for r in history[-3:]:
@@ -229,7 +231,8 @@ def cmd_pretrained(args: argparse.Namespace) -> int:
     if not args.run:
         from .errors import ConfigError
 
-        raise ConfigError("pretrained ship needs a run folder, e.g. oicsr-lab pretrained ship reports/course/runs/l2-<hash>")
+        raise ConfigError("pretrained ship needs a run folder, e.g. oicsr-lab pretrained ship "
+                          "reports/course/runs/l2-<hash>")
     from .data import load_dataset
     from .train import set_threads
 

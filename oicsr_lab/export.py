@@ -126,7 +126,8 @@ def _check(model: nn.Module, tmp: Path, args: tuple[torch.Tensor, ...], dynamic_
         for r, g in zip(ref, got):
             r = r.detach().float().cpu().numpy()
             if r.shape != g.shape:
-                raise ExportError(f"onnxruntime output shape {g.shape} != PyTorch {r.shape} at batch {case[0].shape[0]}")
+                raise ExportError(f"onnxruntime output shape {g.shape} != PyTorch {r.shape} at batch "
+                                  f"{case[0].shape[0]}")
             diff = float(np.abs(r - g).max()) if r.size else 0.0
             worst = max(worst, diff)
             if not np.allclose(g, r, rtol=rtol, atol=atol):

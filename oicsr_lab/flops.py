@@ -97,7 +97,8 @@ def _first_tensor(args: tuple) -> torch.Tensor:
     for a in args:
         if isinstance(a, torch.Tensor):
             return a
-    raise ConfigError("example_input must be a tensor or a tuple holding at least one tensor, e.g. torch.randn(1, 3, 32, 32)")
+    raise ConfigError("example_input must be a tensor or a tuple holding at least one tensor, e.g. "
+                      "torch.randn(1, 3, 32, 32)")
 
 
 @contextmanager
@@ -190,8 +191,10 @@ def count_flops(model: nn.Module, example_input: Any, meta: bool = True) -> Flop
             text = str(err).strip().splitlines()
             shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
             raise ConfigError(
-                f"count_flops: {type(model).__name__} failed on example_input of shape {shapes[0] if len(shapes) == 1 else shapes} "
-                f"({type(err).__name__}: {text[0] if text else ''}); pass an input the model accepts, e.g. torch.randn(1, 3, 32, 32)"
+                f"count_flops: {type(model).__name__} failed on example_input of shape "
+                f"{shapes[0] if len(shapes) == 1 else shapes} "
+                f"({type(err).__name__}: {text[0] if text else ''}); pass an input the model accepts, e.g. "
+                "torch.randn(1, 3, 32, 32)"
             ) from err
     report = FlopsReport(batch=batch)
     modules = dict(model.named_modules())

@@ -198,7 +198,8 @@ def _report_runs(report: Path) -> list[tuple[str, int | None, Path]]:
     """``(reg, seed, run folder)`` of a report's runs: from ``summary.json``, else from ``runs/*/``."""
     try:
         listed = json.loads((report / "summary.json").read_text())["runs"]
-        return [(reg, int(s), report / entry["folder"]) for s, by_reg in listed.items() for reg, entry in by_reg.items()]
+        return [(reg, int(s),
+                 report / entry["folder"]) for s, by_reg in listed.items() for reg, entry in by_reg.items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no (complete) summary yet, e.g. an interrupted reproduce
     found = []

@@ -8,10 +8,10 @@ archive's. Usage: ``python scripts/make_sample.py ../shared/data/cifar10-jpeg.ta
 from __future__ import annotations
 
 import argparse
-import random
-import tarfile
 import gzip
 import io
+import random
+import tarfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,7 +22,8 @@ def main() -> None:
     """Write the sample zip (train 5,000 / test 1,000 images) and print its size."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("archive", type=Path)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "oicsr_lab/data/assets/cifar10-sample.tar.gz")
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).parents[1] / "oicsr_lab/data/assets/cifar10-sample.tar.gz")
     args = ap.parse_args()
     members: dict[tuple[str, str], list[tarfile.TarInfo]] = defaultdict(list)
     with tarfile.open(args.archive) as tar:

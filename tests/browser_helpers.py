@@ -49,7 +49,8 @@ CHANNELS = [{"traces": 5, "heatmap": 2, "bar": 2, "scatter": 1}]  # out-part, in
 # The pruning explorer's readout: its table text, the FLOPs slider's readout, whether accuracy is being computed.
 READOUT_JS = """
 (root) => {
-  const table = [...root.querySelectorAll('.widget-html-content')].map(e => e.innerText).find(t => t.includes('FLOPs (MACs)')) || '';
+  const table = [...root.querySelectorAll('.widget-html-content')].map(e => e.innerText)
+    .find(t => t.includes('FLOPs (MACs)')) || '';
   const slider = [...root.querySelectorAll('.widget-slider')].find(s => s.innerText.includes('FLOPs pruned'));
   return {table, readout: slider ? (slider.querySelector('.widget-readout') || {}).innerText || '' : '',
           busy: root.innerText.includes('computing')};
@@ -131,7 +132,8 @@ def lab_server(root: Path, env: dict[str, str], log: Path) -> Iterator[tuple[str
         sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ServerApp.open_browser=False",
         "--ip=127.0.0.1", f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        f"--LabApp.user_settings_dir={home / 'settings'}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -210,8 +212,10 @@ FIGURES_JS = """
   const full = gd._fullData || [];
   const kind = t => t.type === 'bar' ? 'bar' : t.type === 'heatmap' ? 'heatmap' : 'scatter';
   const hasData = t => t.type === 'heatmap' ? flat(t.z || []).some(Number.isFinite)
-      : t.type === 'bar' ? flat(t.y || []).some(v => Number.isFinite(v) && v !== 0) : flat(t.y || []).some(Number.isFinite);
-  const count = f => ({bar: 0, scatter: 0, heatmap: 0, ...full.filter(f).reduce((c, t) => (c[kind(t)] = (c[kind(t)] || 0) + 1, c), {})});
+      : t.type === 'bar' ? flat(t.y || []).some(v => Number.isFinite(v) && v !== 0)
+      : flat(t.y || []).some(Number.isFinite);
+  const count = f => ({bar: 0, scatter: 0, heatmap: 0,
+                        ...full.filter(f).reduce((c, t) => (c[kind(t)] = (c[kind(t)] || 0) + 1, c), {})});
   const box = gd.getBoundingClientRect();
   const lay = gd._fullLayout || {};
   const svg = gd.querySelector('.main-svg');
@@ -223,8 +227,10 @@ FIGURES_JS = """
     traces: (gd.data || []).length,
     visible: count(t => t.visible === true),
     withdata: count(t => t.visible === true && hasData(t)),
-    drawn: {bar: drawn('.barlayer .trace', 'path', true), scatter: drawn('.scatterlayer .trace', 'path.js-line, path.point'),
-             heatmap: [...gd.querySelectorAll('.heatmaplayer image')].filter(i => +(i.getAttribute('width') || 0) > 0).length},
+    drawn: {bar: drawn('.barlayer .trace', 'path', true),
+             scatter: drawn('.scatterlayer .trace', 'path.js-line, path.point'),
+             heatmap: [...gd.querySelectorAll('.heatmaplayer image')]
+               .filter(i => +(i.getAttribute('width') || 0) > 0).length},
     nan: [...gd.querySelectorAll('*')].filter(e => ['d', 'transform', 'x', 'y', 'width', 'height']
       .some(a => /NaN/.test(e.getAttribute(a) || ''))).length,
     width: Math.round(box.width), height: Math.round(box.height),
@@ -235,7 +241,8 @@ FIGURES_JS = """
     legend: [...gd.querySelectorAll('.legendtext')].map(t => t.textContent),
     annotations: [...gd.querySelectorAll('.annotation-text')].map(t => t.textContent),
     colors: full.map(t => t.marker && typeof t.marker.color === 'string' ? t.marker.color : null),
-    sums: (gd.data || []).map(t => flat(t.z || t.y || []).reduce((s, v, i) => s + (Number.isFinite(v) ? v * (i + 1) : 0), 0)),
+    sums: (gd.data || []).map(t => flat(t.z || t.y || [])
+      .reduce((s, v, i) => s + (Number.isFinite(v) ? v * (i + 1) : 0), 0)),
   };
 })
 """
@@ -301,7 +308,8 @@ OVERFLOW_JS = """
   const out = Math.max(0, ...[...root.querySelectorAll('.widget-inline-hbox, .widget-dropdown, .widget-slider,'
     + ' .widget-checkbox, .widget-toggle-buttons, .widget-toggle-button, .js-plotly-plot .main-svg')]
     .filter(e => e.getBoundingClientRect().width > 0).map(e => e.getBoundingClientRect().right - right));
-  const scroll = Math.max(0, ...[root, ...root.querySelectorAll('.widget-box')].map(e => e.scrollWidth - e.clientWidth));
+  const scroll = Math.max(0, ...[root, ...root.querySelectorAll('.widget-box')]
+    .map(e => e.scrollWidth - e.clientWidth));
   return {out: Math.round(out), scroll: Math.round(scroll)};
 }
 """

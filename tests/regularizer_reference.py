@@ -80,12 +80,16 @@ def resnet_groups() -> GroupSet:
     """Block-internal groups are prunable; the residual widths are coupled groups."""
     r = lambda n: tuple(range(n))  # noqa: E731
     return GroupSet([
-        ChannelGroup("b1.conv1", 4, (Slice("b1.conv1", "out", r(4)), Slice("b1.bn1", "bn", r(4)), Slice("b1.conv2", "in", r(4)))),
-        ChannelGroup("b2.conv1", 5, (Slice("b2.conv1", "out", r(5)), Slice("b2.bn1", "bn", r(5)), Slice("b2.conv2", "in", r(5)))),
+        ChannelGroup("b1.conv1", 4,
+                     (Slice("b1.conv1", "out", r(4)), Slice("b1.bn1", "bn", r(4)), Slice("b1.conv2", "in", r(4)))),
+        ChannelGroup("b2.conv1", 5,
+                     (Slice("b2.conv1", "out", r(5)), Slice("b2.bn1", "bn", r(5)), Slice("b2.conv2", "in", r(5)))),
         ChannelGroup("res1", 8, (Slice("stem", "out", r(8)), Slice("bn", "bn", r(8)), Slice("b1.conv2", "out", r(8)),
-                                 Slice("b1.bn2", "bn", r(8)), Slice("b1.conv1", "in", r(8)), Slice("b2.conv1", "in", r(8)),
+                                 Slice("b1.bn2", "bn", r(8)), Slice("b1.conv1", "in", r(8)),
+                                 Slice("b2.conv1", "in", r(8)),
                                  Slice("b2.sc.0", "in", r(8))), prunable=False, coupled=True),
-        ChannelGroup("res2", 6, (Slice("b2.conv2", "out", r(6)), Slice("b2.bn2", "bn", r(6)), Slice("b2.sc.0", "out", r(6)),
+        ChannelGroup("res2", 6,
+                     (Slice("b2.conv2", "out", r(6)), Slice("b2.bn2", "bn", r(6)), Slice("b2.sc.0", "out", r(6)),
                                  Slice("b2.sc.1", "bn", r(6)), Slice("fc", "in", r(6))), prunable=False, coupled=True),
     ])
 

@@ -250,7 +250,8 @@ def net_specs(draw: st.DrawFn, max_blocks: int = 5, bad: bool = True, max_width:
         if kind == "conv":
             k = draw(st.sampled_from([1, 3]))
             stride = draw(st.sampled_from([1, 1, 2])) if size >= 4 else 1
-            blocks.append(("conv", draw(width), k, stride, draw(st.booleans()), draw(st.booleans()), draw(st.booleans())))
+            blocks.append(("conv", draw(width), k, stride, draw(st.booleans()), draw(st.booleans()),
+                           draw(st.booleans())))
             c, size = blocks[-1][1], (size + 2 * (k // 2) - k) // stride + 1
         elif kind == "dw" and c > 1:
             blocks.append(("dw", draw(st.sampled_from([1, 3])), draw(st.booleans()), draw(st.booleans())))
@@ -283,7 +284,8 @@ def net_specs(draw: st.DrawFn, max_blocks: int = 5, bad: bool = True, max_width:
             blocks.append(("pool",))
             size //= 2
         elif kind == "bad":
-            options = [k for k in BAD_KINDS if not (k in ("chunk", "shuffle") and c % 2) and not (k == "slice" and c < 2)]
+            options = [k for k in BAD_KINDS
+                       if not (k in ("chunk", "shuffle") and c % 2) and not (k == "slice" and c < 2)]
             blocks.append(("bad", draw(st.sampled_from(options))))
     hidden = draw(st.one_of(st.none(), st.integers(1, 6)))
     head = (draw(st.sampled_from(["flatten", "gap"])), hidden, bool(hidden) and draw(st.booleans()))

@@ -14,17 +14,16 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-
-from cli_helpers import run_cli
 import torch
 import torch.nn as nn
 from PIL import Image
 
-from oicsr_lab.cli import main
 from oicsr_lab.errors import CheckpointError, DataError, OICSRError, OutputError
 from oicsr_lab.io import atomic_write_json, check_writable_dir
 from oicsr_lab.pruning import save_pruned
 from oicsr_lab.train import build_trainer, preset
+
+from cli_helpers import run_cli
 
 NOT_WRITABLE = Path("/proc/oicsr-lab-test/out")  # even root cannot create files under /proc
 
@@ -56,7 +55,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, sample_data) -> dict[str, P
         for c in ("a", "b", "c"):
             (three / split / c).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(sample_data.train.images[i].permute(1, 2, 0).numpy()).save(three / split / c / f"{i}.png")
+                image = sample_data.train.images[i].permute(1, 2, 0).numpy()
+                Image.fromarray(image).save(three / split / c / f"{i}.png")
     noimg = root / "noimg"
     for split in ("train", "test"):
         (noimg / split / "cat").mkdir(parents=True)
@@ -106,7 +106,8 @@ def test_train_bad_input(flags, expect, inputs, data_dir, tmp_path, capsys, offl
     root = inputs["root"]
     flags = [f.format(root=root) for f in flags]
     before = tree_snapshot(root)
-    args = ["train", "--preset", "ci", "--threads", "1", "--no-progress", "--device", "cpu", "--data-dir", str(data_dir),
+    args = ["train", "--preset", "ci", "--threads", "1", "--no-progress", "--device", "cpu", "--data-dir",
+            str(data_dir),
             "--out", str(tmp_path / "run"), *flags]
     assert expect.format(root=root) in run_cli(capsys, args)
     assert not (tmp_path / "run").exists() and tree_snapshot(root) == before
@@ -120,8 +121,10 @@ def test_out_folder_nobody_can_write(inputs, data_dir, capsys) -> None:
 
 
 RUN_CASES = [  # (argv with {root}/{run}, expected words, the file that must stay unchanged)
-    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--model", "resnet32"], "checkpoint is for", "checkpoint.pt"),
-    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--data", "imagefolder:{root}/three", "--batch-size", "2",
+    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--model", "resnet32"], "checkpoint is for",
+     "checkpoint.pt"),
+    (["train", "--preset", "ci", "--resume", "--out", "{run}", "--data", "imagefolder:{root}/three",
+      "--batch-size", "2",
       "--val-images", "0"], "num_classes=10", "checkpoint.pt"),  # a 12-image set: no validation hold-out
     (["train", "--preset", "ci", "--resume", "--out", "{run}", "--epochs", "2"], "truncated or corrupt", "truncated"),
     (["eval", "{root}/truncated.pt"], "truncated or corrupt", None),
@@ -167,7 +170,8 @@ def test_real_entry_point_prints_one_line(inputs, data_dir, tmp_path) -> None:
     script = Path(sys.executable).with_name("oicsr-lab")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "oicsr_lab"]
     for flags in (["--model", "nope"], ["--out", str(inputs["root"] / "file.txt" / "sub")]):
-        proc = subprocess.run([*cmd, "train", "--preset", "ci", "--data-dir", str(data_dir), "--out", str(tmp_path / "o"),
+        proc = subprocess.run([*cmd, "train", "--preset", "ci", "--data-dir", str(data_dir), "--out",
+                               str(tmp_path / "o"),
                                *flags], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()

@@ -16,9 +16,27 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHANNELS, CHROMIUM_ARGS, ENERGY, ENERGY_OVERLAY, FIGURES_JS, PRUNING, Console, check_fits,
-                             chromium, copy_notebooks, figures, kernel_env, lab_server, press, save_screenshot,
-                             sync_api, wait_changed, wait_drawn, wait_readout)
+from browser_helpers import (
+    CHANNELS,
+    CHROMIUM_ARGS,
+    ENERGY,
+    ENERGY_OVERLAY,
+    FIGURES_JS,
+    PRUNING,
+    Console,
+    check_fits,
+    chromium,
+    copy_notebooks,
+    figures,
+    kernel_env,
+    lab_server,
+    press,
+    save_screenshot,
+    sync_api,
+    wait_changed,
+    wait_drawn,
+    wait_readout,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1500)]
 
@@ -28,12 +46,14 @@ UPDATE_S = 120
 _FIT_JS = """
 (out) => {
   const right = out.getBoundingClientRect().right;
-  const plots = [...out.querySelectorAll('.js-plotly-plot .main-svg')].filter((e, i, a) => e.parentElement.querySelector('.main-svg') === e);
+  const plots = [...out.querySelectorAll('.js-plotly-plot .main-svg')]
+    .filter((e, i, a) => e.parentElement.querySelector('.main-svg') === e);
   const overflow = Math.max(0, ...plots.map(p => p.getBoundingClientRect().right - right));
   const scroll = Math.max(0, ...[out, ...out.querySelectorAll('.widget-box')].map(e => e.scrollWidth - e.clientWidth));
   const side = document.querySelector('#jp-left-stack');
   return {plots: plots.length, overflow, scroll,
-          sidebar_open: !!side && !side.classList.contains('lm-mod-hidden') && side.getBoundingClientRect().width > 100};
+          sidebar_open: !!side && !side.classList.contains('lm-mod-hidden')
+                        && side.getBoundingClientRect().width > 100};
 }
 """
 
@@ -138,7 +158,8 @@ def test_pruning_explorer_in_jupyterlab(lab, browser, tmp_path: Path) -> None:
     assert narrow[0]["sums"] == after[0]["sums"]
     assert fit["sidebar_open"], "the file browser should stay open: the explorer must fit next to it"
     for f in (fit, fit_narrow):
-        assert f["plots"] == 2 and f["overflow"] <= 1 and f["scroll"] <= 1, f"the explorer overflows its output area: {f}"
+        assert f["plots"] == 2 and f["overflow"] <= 1 and f["scroll"] <= 1, \
+            f"the explorer overflows its output area: {f}"
 
 
 def test_energy_explorer_and_channel_viewer_in_jupyterlab(lab, browser, tmp_path: Path) -> None:
@@ -161,7 +182,8 @@ def test_energy_explorer_and_channel_viewer_in_jupyterlab(lab, browser, tmp_path
                            timeout=UPDATE_S * 1000, polling=500)
     figs = figures(energy)
     kept, below = figs[0]["colors"]
-    assert kept and below and kept.lower() != below.lower(), f"'kept' and 'below threshold' share a colour: {kept}, {below}"
+    assert kept and below and kept.lower() != below.lower(), \
+        f"'kept' and 'below threshold' share a colour: {kept}, {below}"
     save_screenshot(page, energy, "energy_explorer.png", tmp_path)
     console.check("after overlaying the runs on a log axis")
 

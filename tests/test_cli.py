@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli as one_line_exit_2
-
 from oicsr_lab.cli import main
+
+from cli_helpers import run_cli as one_line_exit_2
 
 
 def command() -> list[str]:
@@ -33,7 +33,8 @@ def run(args: list[str], data_dir: Path, cwd: Path, timeout: int = 300) -> subpr
 def ci_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """``oicsr-lab train --preset ci`` once per module; returns its run folder and the finished process."""
     work = tmp_path_factory.mktemp("cli")
-    proc = run([*command(), "train", "--preset", "ci", "--threads", "1", "--no-progress", "--out", "run"], data_dir, work)
+    proc = run([*command(), "train", "--preset", "ci", "--threads", "1", "--no-progress", "--out", "run"], data_dir,
+               work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work / "run", proc
 
@@ -44,7 +45,8 @@ def test_train_ci_end_to_end(ci_run) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
-    assert {"train_loss", "train_acc", "test_acc", "test_loss", "lr", "img_per_s", "data_time_share"} <= records[-1].keys()
+    assert {"train_loss", "train_acc", "test_acc", "test_loss", "lr", "img_per_s",
+            "data_time_share"} <= records[-1].keys()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["model"] == "resnet20" and cfg["config"]["width"] == 0.25 and cfg["arch"]["num_classes"] == 10
     m = re.search(r"final test accuracy ([0-9.]+)%", proc.stdout)
@@ -85,7 +87,8 @@ def test_module_help(tmp_path: Path) -> None:
 ])
 def test_bad_inputs_are_one_line(capsys, data_dir: Path, tmp_path: Path, argv: list[str], expect: str) -> None:
     """Each bad input: exit code 2, one line naming the problem and the fix, no traceback."""
-    extra = ["--data-dir", str(data_dir), "--threads", "1", "--out", str(tmp_path / "run")] if argv[0] == "train" else []
+    extra = ["--data-dir", str(data_dir), "--threads", "1", "--out",
+             str(tmp_path / "run")] if argv[0] == "train" else []
     assert expect in one_line_exit_2(capsys, [*argv, *extra])
     assert not (tmp_path / "run").exists()
 
@@ -109,7 +112,8 @@ def test_eval_of_a_corrupt_checkpoint(capsys, tmp_path: Path) -> None:
 
 
 def test_info_prints_params_and_macs(capsys) -> None:
-    """``oicsr-lab info --model resnet20`` prints parameter and MAC counts (skipped while oicsr_lab.summary is absent)."""
+    """``oicsr-lab info --model resnet20`` prints parameter and MAC counts (skipped while oicsr_lab.summary is
+    absent)."""
     pytest.importorskip("oicsr_lab.summary", reason="oicsr_lab.summary (the `info` subcommand) is not written yet")
     assert main(["info", "--model", "resnet20"]) == 0
     text = capsys.readouterr().out.lower()

@@ -219,7 +219,8 @@ def test_calibration_refuses_test_split_and_records_what_it_used(sample_data) ->
 
 @pytest.mark.parametrize("criterion", names())
 def test_every_criterion_on_a_zoo_model_and_every_normalisation(criterion: str) -> None:
-    """ResNet-20 (width 0.25, random BN) and CifarNet (a flatten -> Linear consumer, block 64): finite, one score a channel."""
+    """ResNet-20 (width 0.25, random BN) and CifarNet (a flatten -> Linear consumer, block 64): finite, one score a
+    channel."""
     from oicsr_lab.groups.verify import randomize_bn
 
     gen = torch.Generator().manual_seed(0)

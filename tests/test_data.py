@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import tarfile
 import urllib.error
@@ -64,7 +63,7 @@ def same_content(ds, expected: dict) -> None:
     for split in ("train", "test"):
         got, (x, y) = getattr(ds, split), expected[split]
         assert got.images.dtype == torch.uint8 and got.images.shape == x.shape
-        key = lambda imgs, labels: sorted((int(l), im.numpy().tobytes()) for im, l in zip(imgs, labels))  # noqa: E731
+        key = lambda imgs, labels: sorted((int(lab), im.numpy().tobytes()) for im, lab in zip(imgs, labels))  # noqa: E731
         assert key(got.images, got.labels) == key(x, y)
 
 

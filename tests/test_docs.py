@@ -20,7 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TOP = ("docs", "notebooks", "oicsr_lab", "tests", "benchmarks", "scripts", ".ci")
-PATH = re.compile(r"(?<![\w./-])((?:\.\./)*(?:" + "|".join(re.escape(t) for t in TOP) + r")/[\w./-]*[\w/])(?![\w/<*{-])")
+PATH = re.compile(r"(?<![\w./-])((?:\.\./)*(?:" + "|".join(re.escape(t) for t in TOP)
+                  + r")/[\w./-]*[\w/])(?![\w/<*{-])")
 BARE = re.compile(r"`([\w.-]+\.(?:md|py|ipynb|toml|yml))`")  # source files; .json/.png are often outputs
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 SKIP_DIRS = {".git", ".venv", "reports", "runs", "node_modules", "__pycache__", ".pytest_cache"}
@@ -119,7 +120,8 @@ def test_pip_extras_in_docs_exist() -> None:
     for f, text in texts:
         for group in re.findall(r"\.\[([\w,\s-]+)\]", text):
             unknown = {e.strip() for e in group.split(",")} - extras
-            assert not unknown, f"{f.relative_to(REPO)} installs extra(s) {sorted(unknown)}; pyproject has {sorted(extras)}"
+            assert not unknown, \
+                f"{f.relative_to(REPO)} installs extra(s) {sorted(unknown)}; pyproject has {sorted(extras)}"
 
 
 @pytest.mark.parametrize("doc", ["README.md", "notebooks/README.md"])

@@ -40,7 +40,8 @@ def test_files_and_ranges(ci):
     # sweep: accuracies in [0, 100], achieved ratio close to target, FLOPs fall with the ratio
     rows = _csv(out / "sweep.csv")
     assert {r["reg"] for r in rows} == set(regs)
-    assert {(r["reg"], r["criterion"]) for r in rows} >= {("l2", "out"), ("gl", "out"), ("l1bn", "bn_gamma"), ("oicsr_gl", "out_in")}
+    assert {(r["reg"], r["criterion"]) for r in rows} >= {("l2", "out"), ("gl", "out"), ("l1bn", "bn_gamma"),
+                                                          ("oicsr_gl", "out_in")}
     for r in rows:
         assert 0.0 <= float(r["acc_before_retrain"]) <= 100.0
         assert abs(float(r["achieved_ratio"]) - float(r["ratio"])) < 0.03
@@ -61,7 +62,8 @@ def test_files_and_ranges(ci):
                       and float(x["ratio"]) > 0) for c in {x["criterion"] for x in rows if x["reg"] == r["reg"]}
                if c not in ("random", "uniform")}
         assert val[r["criterion"]] == max(val.values())  # chosen on the validation split
-        match = [x for x in rows if x["reg"] == r["reg"] and x["criterion"] == r["criterion"] and float(x["ratio"]) == 0.3]
+        match = [x for x in rows if x["reg"] == r["reg"] and x["criterion"] == r["criterion"]
+                 and float(x["ratio"]) == 0.3]
         assert int(match[0]["flops"]) == int(r["flops"])  # matched FLOPs
         assert 0 <= float(r["acc_after_finetune"]) <= 100
     # energies: non-negative, one list per prunable group, every regulariser
@@ -98,7 +100,8 @@ def test_files_and_ranges(ci):
     assert s["references"]["0"]["epochs"] == s["config"]["base_config"]["epochs"] + s["config"]["finetune"]["epochs"]
     assert set(en["by_seed"]["0"]) == set(regs)
     assert s["config"]["strengths"]["oicsr_gl"] == STRENGTHS["ci"]["oicsr_gl"]
-    assert "torch" in s["versions"] and s["cache"]["computed"] == 16  # 4 x (train, sweep, finetune) + reference + 2 pipelines + table1
+    # 4 x (train, sweep, finetune) + reference + 2 pipelines + table1
+    assert "torch" in s["versions"] and s["cache"]["computed"] == 16
     assert (out / "index.html").read_text().count("<") > 10
 
 
@@ -106,7 +109,8 @@ def test_second_invocation_is_a_cache_hit(ci):
     out, _, first_wall = ci
     done = [p for p in (out / "runs").iterdir() if is_done(p)]
     assert len(done) == 5  # four regularisers + the dense reference
-    stamps = {p: ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns)
+    stamps = {p: ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns,
+                  (p / "checkpoint.pt").stat().st_mtime_ns)
               for p in done}
     t0 = time.perf_counter()
     assert main(["reproduce", "--preset", "ci", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
@@ -115,7 +119,8 @@ def test_second_invocation_is_a_cache_hit(ci):
     assert s["cache"] == {"hit": 16, "computed": 0}
     assert wall < max(30.0, 0.5 * first_wall)
     for p, st in stamps.items():  # a finished result is never rewritten
-        assert ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns, (p / "checkpoint.pt").stat().st_mtime_ns) == st
+        assert ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns,
+                (p / "checkpoint.pt").stat().st_mtime_ns) == st
 
 
 def test_partial_run_is_resumed_and_finished_kept(tmp_path):

@@ -176,7 +176,8 @@ def test_pruned_grouped_model_saves_and_loads(tmp_path) -> None:
     groups = find_groups(model, x[:1])
     plan = global_greedy_plan(model, groups, "out_in", 0.3, example_input=x[:1])
     small = prune(model, plan)
-    save_pruned(small, tmp_path / "small.pt", arch={"name": "torchvision:regnet_y_400mf", "kwargs": {"num_classes": 10}},
+    save_pruned(small, tmp_path / "small.pt",
+                arch={"name": "torchvision:regnet_y_400mf", "kwargs": {"num_classes": 10}},
                 plan=plan)
     back = load_pruned(tmp_path / "small.pt").eval()
     with torch.no_grad():

@@ -104,7 +104,8 @@ class GroupedNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.c1, self.g, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.Conv2d(8, 8, 1)
+        self.c1, self.g, self.c3 = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=2),
+                                    nn.Conv2d(8, 8, 1))
         self.c4 = nn.Conv2d(8, 4, 1)
         self.fc = nn.Linear(4, 2)
 
@@ -262,7 +263,8 @@ def test_handmade_structure():
 
     sh = find_groups(ShareNet(), torch.randn(1, 3, 8, 8))
     assert "'c2' is called more than once" in sh["c1"].reason and sh.module_info["c2"]["calls"] == 2
-    assert "'c4' shares its weight with 'c3'" in sh["c3"].reason and {s.module for s in sh["c3"].out_slices} == {"c3", "c4"}
+    assert "'c4' shares its weight with 'c3'" in sh["c3"].reason
+    assert {s.module for s in sh["c3"].out_slices} == {"c3", "c4"}
 
 
 def test_checks_catch_wrong_groups():
@@ -291,7 +293,8 @@ def test_cifar_resnet_paper_groups():
         for g in prunable:
             block = g.name.rsplit(".", 1)[0]
             assert g.name.endswith("conv1") and not g.coupled
-            assert [(s.module, s.kind) for s in g.slices] == [(f"{block}.conv1", "out"), (f"{block}.bn1", "bn"), (f"{block}.conv2", "in")]
+            assert [(s.module, s.kind) for s in g.slices] == [(f"{block}.conv1", "out"), (f"{block}.bn1", "bn"),
+                                                              (f"{block}.conv2", "in")]
         assert not gs["input"].prunable and not gs["fc"].prunable and "model output" in gs["fc"].reason
         assert sum(g.coupled for g in gs) == 3 and all("allow_coupled" in g.reason for g in gs if g.coupled)
         assert len(find_groups(model, torch.randn(1, 3, 32, 32), allow_coupled=True).prunable) == 3 * n + 3
@@ -406,7 +409,8 @@ class _Branchy(nn.Module):
 class _Bad(nn.Module):
     def __init__(self, body) -> None:
         super().__init__()
-        self.c1, self.c2, self.gn, self.body = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1), nn.GroupNorm(2, 8), body
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1)
+        self.gn, self.body = nn.GroupNorm(2, 8), body
         self.inner = _Branchy()
 
     def forward(self, x):
@@ -422,7 +426,8 @@ ERRORS = {
     "unknown_module": (lambda s, y: s.c2(s.gn(y)), "module 'gn'.*GroupNorm"),
     "unknown_op": (lambda s, y: s.c2(torch.cumsum(y, dim=1)), "node 'cumsum'"),
     "channel_mean": (lambda s, y: y * y.mean(1, keepdim=True), "node 'mean'"),
-    "channel_shuffle": (lambda s, y: s.c2(y.view(y.size(0), 2, 4, 8, 8).transpose(1, 2).reshape(y.size(0), 8, 8, 8)), "node 'view'"),
+    "channel_shuffle": (lambda s, y: s.c2(y.view(y.size(0), 2, 4, 8, 8).transpose(1, 2).reshape(y.size(0), 8, 8, 8)),
+                        "node 'view'"),
     "channel_constant": (lambda s, y: y + torch.ones(1, 8, 1, 1), "node 'add'"),
     "data_dependent_if": (lambda s, y: s.c2(s.inner(y)), r"control flow on node 'gt' in module 'inner' \(_Branchy\)"),
 }

@@ -89,7 +89,8 @@ def test_sigkill_of_a_worker_then_rerun_completes(tmp_path: Path, data_dir: Path
     while not list(tmp_path.glob("runs/*/checkpoint.pt")):  # a worker is between epochs of a run
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
         time.sleep(0.05)
-    workers = [c for c in _children(proc.pid) if any("spawn" in a for a in Path(f"/proc/{c}/cmdline").read_text().split("\0"))]
+    workers = [c for c in _children(proc.pid)
+               if any("spawn" in a for a in Path(f"/proc/{c}/cmdline").read_text().split("\0"))]
     assert workers
     for w in workers:
         os.kill(w, signal.SIGKILL)
@@ -97,7 +98,7 @@ def test_sigkill_of_a_worker_then_rerun_completes(tmp_path: Path, data_dir: Path
     assert proc.returncode != 0
     assert not list(tmp_path.rglob("*.tmp"))
     assert not (tmp_path / "summary.json").exists()
-    err2 = _reproduce(tmp_path, data_dir, "--jobs", "2", "--threads", "2")
+    _reproduce(tmp_path, data_dir, "--jobs", "2", "--threads", "2")
     assert _results(tmp_path) == sequential
 
 

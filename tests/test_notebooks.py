@@ -248,7 +248,9 @@ def test_notebook_05_and_reproduce_share_pipelines(nb_env: Path, data_dir: Path,
     _, results, _ = execute("05_iterative_pipeline.ipynb", tmp_path)
     regs = results["regs"]
     assert set(results["pipeline_cached"]) == set(regs)
-    folders = lambda: sorted(p.name for p in (nb_env / "ci" / "pipelines").iterdir() if p.is_dir())
+    def folders() -> list[str]:
+        return sorted(p.name for p in (nb_env / "ci" / "pipelines").iterdir() if p.is_dir())
+
     before = folders()
     assert sorted(name.split("-")[0] for name in before) == sorted(regs), before
     reproduce("ci", nb_env / "ci", regs=regs, ratios=[0.3], table1=False, threads=1, data_dir=data_dir,

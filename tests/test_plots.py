@@ -275,7 +275,8 @@ def test_write_report(energies, sweep, tmp_path):
     # the first figure comes before any block of configuration JSON, which is collapsed after the figures
     first_figure, details = page.index("<figure"), page.index('<details id="run-details">')
     assert "<pre>" not in page[:first_figure] and "lambda" not in page[:first_figure]
-    assert details > page.rindex("</figure>") and "lambda" in page[details:] and "1 h 02 min 05 s" in page[:first_figure]
+    assert details > page.rindex("</figure>") and "lambda" in page[details:]
+    assert "1 h 02 min 05 s" in page[:first_figure]
     inline = P.write_report(tmp_path, {}, figures[:1], inline_images=True).read_text(encoding="utf-8")
     assert "data:image/png;base64," in inline and "not recorded" in inline
     with pytest.raises(ConfigError, match="no figures"):
@@ -296,9 +297,12 @@ def test_pipeline_finetune_step_has_no_before_point():
     """The fine-tune stage prunes nothing, so the figure draws no 'before retraining' point for it."""
     from oicsr_lab.plots import pipeline_frame
 
-    rows = [{"reg": "gl", "step": 0, "stage": "dense", "acc_before_retrain": 70, "acc_after_retrain": 70, "flops": 40e6},
-            {"reg": "gl", "step": 1, "stage": "prune", "acc_before_retrain": 50, "acc_after_retrain": 65, "flops": 30e6},
-            {"reg": "gl", "step": 2, "stage": "finetune", "acc_before_retrain": 65, "acc_after_retrain": 68, "flops": 30e6}]
+    rows = [{"reg": "gl", "step": 0, "stage": "dense", "acc_before_retrain": 70, "acc_after_retrain": 70,
+             "flops": 40e6},
+            {"reg": "gl", "step": 1, "stage": "prune", "acc_before_retrain": 50, "acc_after_retrain": 65,
+             "flops": 30e6},
+            {"reg": "gl", "step": 2, "stage": "finetune", "acc_before_retrain": 65, "acc_after_retrain": 68,
+             "flops": 30e6}]
     df = pipeline_frame(rows)
     assert df["before"].isna().tolist() == [False, False, True] and df["after"].tolist() == [70, 65, 68]
 
@@ -321,8 +325,9 @@ def test_vector_figures_embed_truetype_and_carry_the_stamp(tmp_path):
     assert b"FontFile2" in pdf and b"/Type3" not in pdf and b"config=abc123" in pdf
     svg = (tmp_path / "f4.svg").read_text()
     assert "config=abc123" in svg and "<text" in svg
-    from matplotlib.figure import Figure  # noqa: F401  (widths of the column versions)
     import re
+
+    from matplotlib.figure import Figure  # noqa: F401  (widths of the column versions)
     w1 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_1col.svg").read_text()).group(1))
     w2 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_2col.svg").read_text()).group(1))
     assert w2 > 1.6 * w1

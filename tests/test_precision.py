@@ -69,7 +69,8 @@ def test_trainer_autocasts_only_on_native_bf16(monkeypatch, sample_data, tmp_pat
 def test_penalty_is_fp32_under_autocast(monkeypatch, sample_data) -> None:
     """The regulariser's penalty is computed outside autocast, in fp32."""
     monkeypatch.setattr(prec, "native_bf16", lambda: True)
-    trainer = build_trainer(tiny(reg="oicsr_gl", strength=1e-3, reg_options={"mode": "subgradient", "grad": "autograd"}), data=sample_data, device="cpu", show_progress=False)
+    config = tiny(reg="oicsr_gl", strength=1e-3, reg_options={"mode": "subgradient", "grad": "autograd"})
+    trainer = build_trainer(config, data=sample_data, device="cpu", show_progress=False)
     seen = []
     orig = trainer.regularizer.penalty
 

@@ -27,20 +27,21 @@ import re
 from collections import Counter
 from typing import Any
 
-import _profiles  # noqa: F401  (registers and loads the hypothesis profile)
 import pytest
 import torch
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
+from oicsr_lab.criteria import Calibration
 from oicsr_lab.errors import ConfigError, PlanError, UnsupportedModelError
 from oicsr_lab.flops import channel_flops, count_flops
 from oicsr_lab.groups import find_groups
 from oicsr_lab.groups.verify import check_partition
-from oicsr_lab.criteria import Calibration
 from oicsr_lab.importance import ALL_CRITERIA, NORMALIZATIONS, channel_energy
 from oicsr_lab.pruning import Plan, apply_masks, global_greedy_plan, prune
+
+import _profiles  # noqa: F401  (registers and loads the hypothesis profile)
 from strategies import NUM_CLASSES, build_net, example_input, has_bad, net_specs, pinnable
 
 PLAN_OPTIONS = st.fixed_dictionaries({

@@ -205,7 +205,8 @@ def test_plan_json_round_trip_and_metadata(r56) -> None:
 def test_plan_from_traced_shapes_without_example_input(r56) -> None:
     model, groups, x = r56
     scores = channel_energy(model, groups)
-    assert global_greedy_plan(model, groups, scores, 0.3) == global_greedy_plan(model, groups, scores, 0.3, example_input=x)
+    assert global_greedy_plan(model, groups, scores, 0.3) == global_greedy_plan(model, groups, scores, 0.3,
+                                                                                example_input=x)
 
 
 def test_masks_context_manager_and_prune_leave_original_untouched(r56) -> None:
@@ -257,8 +258,10 @@ def test_load_errors(tmp_path, r56) -> None:
     payload["state_dict"]["fc.weight"] = torch.zeros(10, 3)
     torch.save(payload, tmp_path / "shape.pt")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    for name, match in [("trunc", "truncated or corrupt"), ("junk", "truncated or corrupt"), ("missing", "does not exist"),
-                        ("wrong", "architecture mismatch"), ("shape", "architecture mismatch"), ("other", "not an oicsr")]:
+    for name, match in [("trunc", "truncated or corrupt"), ("junk", "truncated or corrupt"),
+                        ("missing", "does not exist"),
+                        ("wrong", "architecture mismatch"), ("shape", "architecture mismatch"),
+                        ("other", "not an oicsr")]:
         with pytest.raises(CheckpointError, match=match) as err:
             load_pruned(tmp_path / f"{name}.pt")
         assert "\n" not in str(err.value)

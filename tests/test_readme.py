@@ -88,7 +88,8 @@ def expand(line: str) -> list[tuple[str, list[str], Path | None]]:
             if tool == "oicsr-lab":
                 out += [(line, a, c) for _, a, c in expand(shlex.join(["oicsr-lab", *cmd[1:]]))]
             elif tool == "pytest":
-                out.append((line, [sys.executable, "-m", "pytest", *cmd[1:], "--collect-only", "-p", "no:cacheprovider"],
+                out.append((line,
+                            [sys.executable, "-m", "pytest", *cmd[1:], "--collect-only", "-p", "no:cacheprovider"],
                             REPO))
         assert out, f"`{line}`: make -n {argv[1]} runs neither oicsr-lab nor pytest"
         return out

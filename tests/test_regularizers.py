@@ -7,12 +7,25 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-from regularizer_reference import (NETS, STRUCTURED, assert_grads_close, build, grads_of, pav_nonincreasing,
-                                   ref_grads, ref_parts, ref_penalty, ref_theta, reg_grads, resnet_groups,
-                                   two_layer_groups)
 
 from oicsr_lab.errors import ConfigError
 from oicsr_lab.regularizers import NAMES, make_regularizer
+
+from regularizer_reference import (
+    NETS,
+    STRUCTURED,
+    assert_grads_close,
+    build,
+    grads_of,
+    pav_nonincreasing,
+    ref_grads,
+    ref_parts,
+    ref_penalty,
+    ref_theta,
+    reg_grads,
+    resnet_groups,
+    two_layer_groups,
+)
 
 
 # ------------------------------------------------------------------------ value + gradient
@@ -47,7 +60,8 @@ def test_options_match_reference(name: str, net: str, kw: dict) -> None:
 def test_growl_with_zero_lambda2_is_group_lasso() -> None:
     m, gs, _ = build("resnet")
     for a, b in (("growl", "gl"), ("oicsr_growl", "oicsr_gl")):
-        assert make_regularizer(a, gs, 1e-2, lambda2_ratio=0.0).value(m) == pytest.approx(make_regularizer(b, gs, 1e-2).value(m))
+        got = make_regularizer(a, gs, 1e-2, lambda2_ratio=0.0).value(m)
+        assert got == pytest.approx(make_regularizer(b, gs, 1e-2).value(m))
         assert make_regularizer(a, gs, 1e-2, p=0).value(m) == pytest.approx(make_regularizer(b, gs, 1e-2).value(m))
 
 
@@ -186,7 +200,9 @@ def test_l1bn_proximal_is_soft_threshold() -> None:
 
 # ------------------------------------------------------------------------- robustness
 @pytest.mark.parametrize("name", STRUCTURED + ("l1bn",))
-@pytest.mark.parametrize("kw", [{}, {"grad": "autograd"}, {"eps": 0.0}, {"eps": 0.0, "grad": "autograd"}, {"mode": "proximal"}])
+@pytest.mark.parametrize("kw",
+                         [{}, {"grad": "autograd"}, {"eps": 0.0}, {"eps": 0.0, "grad": "autograd"},
+                          {"mode": "proximal"}])
 def test_zero_norm_groups_give_no_nan(name: str, kw: dict) -> None:
     m, gs, _ = build("two_layer")
     with torch.no_grad():

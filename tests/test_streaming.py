@@ -1,4 +1,5 @@
-"""Large ImageFolder data streamed from disk: choosing the path, transforms, loaders, evaluate top-5, Trainer, errors."""
+"""Large ImageFolder data streamed from disk: choosing the path, transforms, loaders, evaluate top-5, Trainer,
+errors."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from PIL import Image
 
 import oicsr_lab.data.streaming as streaming_mod
 from oicsr_lab.data import (
-    DatasetSplits, IMAGENET_MEAN, IMAGENET_STD, Split, StreamingLoader, StreamingSplits, TensorLoader, load_dataset,
-    make_loader, resolve_workers,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DatasetSplits,
+    Split,
+    StreamingLoader,
+    StreamingSplits,
+    TensorLoader,
+    load_dataset,
+    make_loader,
+    resolve_workers,
 )
 from oicsr_lab.errors import ConfigError, DataError
 from oicsr_lab.models import build_model
@@ -97,7 +106,8 @@ def test_stream_flag_and_small_images(mixed_small: Path, tmp_path: Path) -> None
     big = write_tree(tmp_path / "big", side=72, n_train=1, n_test=1)
     forced = load_dataset(f"imagefolder:{big}", root=tmp_path, stream=False, size=16)
     assert isinstance(forced, DatasetSplits) and forced.train.images.shape == (3, 3, 16, 16)
-    assert isinstance(load_dataset(f"imagefolder:{big}", root=tmp_path, size=16), DatasetSplits)  # size= resizes in memory
+    # size= resizes in memory
+    assert isinstance(load_dataset(f"imagefolder:{big}", root=tmp_path, size=16), DatasetSplits)
     with pytest.raises(ConfigError, match="input_size"):
         load_dataset(f"imagefolder:{big}", root=tmp_path, stream=True, size=16)
     with pytest.raises(ConfigError, match="imagefolder"):
@@ -152,7 +162,8 @@ def test_test_transform_matches_torchvision(data: StreamingSplits) -> None:
     """Test batches equal Resize + CenterCrop + ToTensor + Normalize, in order, with the right labels."""
     from torchvision import transforms as T
 
-    ref = T.Compose([T.Resize(round(SIZE * 256 / 224)), T.CenterCrop(SIZE), T.ToTensor(), T.Normalize(data.mean, data.std)])
+    ref = T.Compose([T.Resize(round(SIZE * 256 / 224)), T.CenterCrop(SIZE), T.ToTensor(),
+                     T.Normalize(data.mean, data.std)])
     loader = make_loader(data.test, 5, data.mean, data.std, input_size=SIZE, num_workers=0)
     xs, ys = zip(*loader)
     assert [len(y) for y in ys] == [5, 5, 2]

@@ -17,7 +17,14 @@ import oicsr_lab.io as io_mod
 from oicsr_lab.errors import CheckpointError, ConfigError
 from oicsr_lab.models import build_model
 from oicsr_lab.train import (
-    TrainConfig, Trainer, build_trainer, load_checkpoint, lr_lambda, preset, resolve_device, save_checkpoint,
+    TrainConfig,
+    Trainer,
+    build_trainer,
+    load_checkpoint,
+    lr_lambda,
+    preset,
+    resolve_device,
+    save_checkpoint,
 )
 from oicsr_lab.train.distributed import convert_cpu_sync_batchnorm
 

@@ -23,9 +23,28 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHANNELS, CHROMIUM_ARGS, DOCS_IMG, ENERGY, ENERGY_OVERLAY, FIGURES_JS, PRUNING, REPO,
-                             Console, check_fits, chromium, copy_notebooks, figures, kernel_env, press, sync_api,
-                             voila_server, wait_changed, wait_drawn, wait_readout)
+from browser_helpers import (
+    CHANNELS,
+    CHROMIUM_ARGS,
+    DOCS_IMG,
+    ENERGY,
+    ENERGY_OVERLAY,
+    FIGURES_JS,
+    PRUNING,
+    REPO,
+    Console,
+    check_fits,
+    chromium,
+    copy_notebooks,
+    figures,
+    kernel_env,
+    press,
+    sync_api,
+    voila_server,
+    wait_changed,
+    wait_drawn,
+    wait_readout,
+)
 
 LOAD_S = 600  # the dashboard trains the four ci runs first (an empty cache)
 UPDATE_S = 120
@@ -36,7 +55,8 @@ TABS = ("Pruning", "Energy", "Channel viewer")
 
 @pytest.fixture
 def voila_app(tmp_path: Path, data_dir: Path):
-    """Voilà over tmp copies of voila.json and notebooks/ (run from their folder, as the README says); yields (url, log)."""
+    """Voilà over tmp copies of voila.json and notebooks/ (run from their folder, as the README says); yields
+    (url, log)."""
     app = tmp_path / "app"
     copy_notebooks(app / "notebooks")
     config = json.loads((REPO / "voila.json").read_text())
@@ -151,5 +171,7 @@ def test_voila_dashboard_draws_every_explorer(voila_app, tmp_path: Path) -> None
     while not culled.search(log.read_text()) and time.monotonic() < deadline:
         time.sleep(1)
     text = log.read_text()
-    assert f"Culling kernels with idle durations > {CULL_IDLE_S} seconds" in text, "voila.json's culling was not applied"
-    assert culled.search(text) and "Kernel shutdown" in text, f"the closed page's kernel was not culled:\n{text[-2000:]}"
+    assert f"Culling kernels with idle durations > {CULL_IDLE_S} seconds" in text, \
+        "voila.json's culling was not applied"
+    assert culled.search(text) and "Kernel shutdown" in text, \
+        f"the closed page's kernel was not culled:\n{text[-2000:]}"

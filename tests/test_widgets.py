@@ -116,7 +116,8 @@ def test_pruning_extremes_normalisations_and_toggles(explorer):
     assert list(explorer.readout) == ["oicsr_gl"]
     assert [t.visible for t in explorer.fig.data[1:]] == [False, False, True]
     on, off = explorer.toggles["oicsr_gl"], next(t for r, t in explorer.toggles.items() if r != "oicsr_gl")
-    assert (on.icon, on.style.text_decoration, off.icon, off.style.text_decoration) == ("check", "none", "", "line-through")
+    assert (on.icon, on.style.text_decoration, off.icon,
+            off.style.text_decoration) == ("check", "none", "", "line-through")
     assert on.style.text_color != off.style.text_color  # a hidden run's button is grey, not its colour
     with pytest.raises(ConfigError):
         explorer.set_regularizers(["nope"])

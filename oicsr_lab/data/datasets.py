@@ -193,7 +193,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     data = _load(name, root, download, size, stream, input_size)
     if val_images:
         if not isinstance(data, DatasetSplits):
-            raise ConfigError(f"{name}: a validation hold-out (val_images={val_images}) needs data decoded into memory; "
+            raise ConfigError(f"{name}: a validation hold-out (val_images={val_images}) needs data "
+                              "decoded into memory; "
                               f"streamed data has its own val/ folder (pass stream=False for small data)")
         data = data.with_validation(val_images)
     return data
@@ -289,7 +290,8 @@ def _from_imagefolder(path: Path, name: str, root: Path, size: int | None) -> Da
 
     def build() -> dict:
         d = read_imagefolder(path, size=size)
-        return {"train_x": d["train"][0], "train_y": d["train"][1], "test_x": d["test"][0], "test_y": d["test"][1], "classes": d["classes"]}
+        return {"train_x": d["train"][0], "train_y": d["train"][1], "test_x": d["test"][0], "test_y": d["test"][1],
+                "classes": d["classes"]}
 
     blob = _cached(_file_key(path) + (f"-{size}" if size else ""), root, build)
     return DatasetSplits(

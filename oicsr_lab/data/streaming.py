@@ -208,7 +208,8 @@ def _scan(folder: Path, classes: list[str] | None) -> tuple[list[str], Streaming
     try:
         ds = _Folder(str(folder), is_valid_file=lambda p: _is_image_name(os.path.basename(p)), allow_empty=True)
     except (FileNotFoundError, OSError) as e:
-        raise DataError(f"{folder}: cannot list images ({str(e).splitlines()[0][:160]}); check the folder layout") from e
+        raise DataError(f"{folder}: cannot list images ({str(e).splitlines()[0][:160]}); "
+                        "check the folder layout") from e
     if not ds.samples:
         if any(e.is_file() and _is_image_name(e.name) for e in os.scandir(folder)):
             raise DataError(f"{folder}: holds images directly, not in <class>/ folders; sort them into one folder per "
@@ -236,7 +237,8 @@ def open_streaming(path: str | Path, name: str | None = None, input_size: int = 
     if is_archive(path):
         raise archive_error(path, "streaming requested")
     if not path.is_dir():
-        raise DataError(f"{path}: not a folder; pass an ImageFolder folder with train/ and val/ (or test/) class folders")
+        raise DataError(f"{path}: not a folder; pass an ImageFolder folder with train/ and val/ (or "
+                        "test/) class folders")
     train_dir, test_dir = _split_dirs(path)
     if test_dir is None:
         found = "no images" if _first_image(path) is None else "no val/ or test/ folder"
@@ -250,7 +252,8 @@ def open_streaming(path: str | Path, name: str | None = None, input_size: int = 
         classes, test = _scan(test_dir, None)
         train = StreamingSplit(np.array([], dtype="S1"), torch.zeros(0, dtype=torch.int64), str(path / "train"))
         notes.append(f"{path}: no train/ folder; evaluation only")
-    return StreamingSplits(name=name or f"imagefolder:{path}", train=train, test=test, classes=classes, mean=tuple(mean),
+    return StreamingSplits(name=name or f"imagefolder:{path}", train=train, test=test, classes=classes,
+                           mean=tuple(mean),
                            std=tuple(std), input_size=input_size, source=str(path), notes=notes)
 
 
@@ -291,7 +294,8 @@ class _Images(torch.utils.data.Dataset):
             raise DataError(f"{path}: image could not be decoded ({why}); replace or delete that file") from None
         if self.augment:  # torchvision's transforms draw from the global CPU RNG: seed it per image, then restore it
             with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed(((self.seed * 1_000_003 + epoch) * 10_000_019 + int(index)) % (2**63))
+                torch.default_generator.manual_seed(((self.seed * 1_000_003 + epoch) * 10_000_019
+                                                     + int(index)) % (2**63))
                 x = self.transform(img)
         else:
             x = self.transform(img)
@@ -332,7 +336,8 @@ def resolve_workers(num_workers: int | None = None) -> int:
         try:
             num_workers = int(raw)
         except ValueError:
-            raise ConfigError(f"{WORKERS_ENV}={raw!r} is not a whole number; set it to 0 (no workers) or more") from None
+            raise ConfigError(f"{WORKERS_ENV}={raw!r} is not a whole number; set it to 0 "
+                              "(no workers) or more") from None
     if num_workers is not None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ConfigError(f"num_workers must be a whole number >= 0, got {num_workers!r}")
@@ -355,7 +360,8 @@ class StreamingLoader(BatchLoader):
     """
 
     def __init__(self, split: StreamingSplit, batch_size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                 shuffle: bool = False, augment: bool = False, drop_last: bool = False, device: torch.device | str = "cpu",
+                 shuffle: bool = False, augment: bool = False, drop_last: bool = False,
+                 device: torch.device | str = "cpu",
                  seed: int = 0, rank: int = 0, world_size: int = 1, channels_last: bool = False,
                  input_size: int = 224, num_workers: int | None = None) -> None:
         from torch.utils.data import DataLoader, DistributedSampler

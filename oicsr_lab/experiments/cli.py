@@ -17,22 +17,29 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=float, help="channel width multiplier (default: the preset's)")
     p.add_argument("--data", dest="dataset", help="cifar10-sample, cifar10, cifar100 or imagefolder:<path>")
     p.add_argument("--out", help="report folder (default: reports/<preset>)")
-    p.add_argument("--regs", help=f"comma-separated regularisers (default: l2,gl,l1bn,oicsr_gl; all: {','.join(ALL_REGS)})")
+    p.add_argument("--regs",
+                   help=f"comma-separated regularisers (default: l2,gl,l1bn,oicsr_gl; all: {','.join(ALL_REGS)})")
     p.add_argument("--ratios", help="comma-separated FLOPs pruning ratios of the sweep (default: the preset's)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     p.add_argument("--epochs", type=int, help="training epochs per regulariser (default: the preset's)")
     p.add_argument("--strength", action="append", default=[], metavar="REG=VALUE",
                    help="override one regulariser's lambda_s, e.g. oicsr_gl=5e-3 (repeatable)")
-    p.add_argument("--pipeline-regs", help="regularisers for the iterative pipeline (default: oicsr_gl,gl; '' for none)")
-    p.add_argument("--pipeline-target", type=float, help="FLOPs reduction the pipeline stops at (default: the preset's)")
-    p.add_argument("--pipeline-retrain-epochs", type=int, help="retraining epochs after each pruning step (default: the preset's)")
+    p.add_argument("--pipeline-regs",
+                   help="regularisers for the iterative pipeline (default: oicsr_gl,gl; '' for none)")
+    p.add_argument("--pipeline-target", type=float,
+                   help="FLOPs reduction the pipeline stops at (default: the preset's)")
+    p.add_argument("--pipeline-retrain-epochs", type=int,
+                   help="retraining epochs after each pruning step (default: the preset's)")
     p.add_argument("--pipeline-finetune-epochs", type=int, help="final fine-tuning epochs (default: the preset's)")
     p.add_argument("--finetune-epochs", type=int,
-                   help="epochs of fine-tuning after one-shot pruning at matched FLOPs (default: the preset's; 0: skip)")
+                   help="epochs of fine-tuning after one-shot pruning at matched FLOPs (default: the "
+                   "preset's; 0: skip)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="training arithmetic of every run (default: the preset's, auto)")
-    p.add_argument("--finetune-ratios", help="comma-separated FLOPs ratios pruned then fine-tuned (default: 0.3,0.5,0.7)")
-    p.add_argument("--table1-weights", help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
+    p.add_argument("--finetune-ratios",
+                   help="comma-separated FLOPs ratios pruned then fine-tuned (default: 0.3,0.5,0.7)")
+    p.add_argument("--table1-weights",
+                   help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for independent runs (default: the idle cores, one thread each)")

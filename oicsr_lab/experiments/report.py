@@ -68,7 +68,8 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
     pipeline, table1 = files.get("pipeline"), files.get("table1")
     if energies:
         add("Figure 3: out-in-channel energy of one layer", "fig3_energy", "Channel energy (sorted) after training "
-            "with each regulariser, normalised by the layer maximum.", lambda: plots.static_energy_distribution(energies))
+            "with each regulariser, normalised by the layer maximum.",
+            lambda: plots.static_energy_distribution(energies))
         add("Figure 3 (interactive)", "fig3_energy_interactive", "Hover for values.",
             lambda: plots.interactive_energy_distribution(energies))
         add("Energy of every prunable layer", "energy_grid", "One panel per layer pair.",
@@ -143,7 +144,8 @@ def _plain_table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None =
         return "<p>(none)</p>"
     cols = list(columns or rows[0].keys())
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(_cell(r.get(c))))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(_cell(r.get(c))))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
     return f'<table border="1" cellspacing="0" cellpadding="3"><tr>{head}</tr>{body}</table>'
 
 
@@ -155,7 +157,8 @@ def _plain_page(summary: dict[str, Any], files: dict[str, Any]) -> str:
         "<p>Files: " + " ".join(f'<a href="{n}">{n}</a>' for n in summary.get("files", [])) + "</p>",
         "<h2>Accuracy before retraining (sweep.csv)</h2>", _plain_table(files.get("sweep") or []),
         "<h2>Iterative pipeline (pipeline.csv)</h2>", _plain_table(files.get("pipeline") or [],
-                                                                   [c for c in (files.get("pipeline") or [{}])[0] if c != "widths"]),
+                                                                   [c for c in (files.get("pipeline") or [{}])[0]
+                                                                    if c != "widths"]),
         "<h2>Table 1</h2>", _plain_table([{k: v for k, v in r.items() if k not in ("widths", "layer_ratios")}
                                           for r in t1.get("rows", [])]),
         "<h2>Summary</h2>", f"<pre>{html.escape(json.dumps(summary, indent=2, default=str))}</pre>",
@@ -179,7 +182,8 @@ def write_index(out: Path, summary: dict[str, Any], files: dict[str, Any]) -> di
         try:
             figs, tables = _figures(out, files, errors, summary)
             plots.write_report(out, summary, figs, title=f"OICSR-lab reproduce: {summary.get('preset')}",
-                               tables=tables + [("Files", _plain_table([{"file": f} for f in summary.get("files", [])]))])
+                               tables=tables + [("Files",
+                                                 _plain_table([{"file": f} for f in summary.get("files", [])]))])
             info.update(figures=[str(f[1]) for f in figs], plots=True)
             return info
         except Exception as e:

@@ -16,22 +16,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from ..data import load_dataset
 from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..progress import progress
 from ..pruning.iterative import PIPELINE_COLUMNS
 from ..train import resolve_device, set_threads
+from .finetune import FINETUNE_COLUMNS, finetune_cached
 from .pipeline import pipeline_cached
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity, train_cached
 from .spec import build_spec, run_config
-from .finetune import FINETUNE_COLUMNS, finetune_cached
-from .workers import default_jobs, reference_run, run_parallel, run_steps, tasks_of
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
+from .workers import default_jobs, reference_run, run_parallel, run_steps, tasks_of
 
 FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "finetune.csv", "table1.json", "summary.json",
          "index.html")
@@ -120,7 +118,8 @@ def reproduce(
     set_threads(total_threads)
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
-                      pipeline_retrain_epochs=pipeline_retrain_epochs, pipeline_finetune_epochs=pipeline_finetune_epochs,
+                      pipeline_retrain_epochs=pipeline_retrain_epochs,
+                      pipeline_finetune_epochs=pipeline_finetune_epochs,
                       finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
                       precision=precision)
     root = Path(out or f"reports/{preset}")
@@ -161,7 +160,8 @@ def reproduce(
             cfg = run_config(spec, reg, seed)
             runs[seed][reg] = step(f"train {reg} seed {seed}", lambda cfg=cfg: _with_hit(
                 train_cached(cfg, root, data, data_id, dev, inner, log)))
-    sweeps = {s: {reg: step(f"sweep {reg} seed {s}", lambda r=runs[s][reg]: sweep_cached(r, data, spec, root, dev, inner))
+    sweeps = {s: {reg: step(f"sweep {reg} seed {s}",
+                            lambda r=runs[s][reg]: sweep_cached(r, data, spec, root, dev, inner))
                   for reg in regs_} for s in seeds_}
     ft_rows: list[dict[str, Any]] = []
     references: dict[str, Any] = {}

@@ -57,7 +57,8 @@ def finish(folder: Path, result: dict[str, Any]) -> dict[str, Any]:
 LOCK = ".lock"
 
 
-def cached(folder: Path, compute: Callable[[Path], dict[str, Any]], log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
+def cached(folder: Path, compute: Callable[[Path], dict[str, Any]],
+           log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
     """``(result, hit)``: the finished result in ``folder``, else ``compute(folder)`` recorded atomically.
 
     The computation holds an exclusive lock on ``folder/.lock`` (:func:`~oicsr_lab.locks.file_lock`),

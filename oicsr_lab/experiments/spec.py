@@ -148,7 +148,8 @@ RATIOS_FULL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 # Per preset: training overrides of the train preset, the sweep, the pipeline.
 REPRODUCE: dict[str, dict[str, Any]] = {
     # < 3 min on 2 CPU cores: width-0.25 ResNet-20, 1,000 train / 500 test images, 2 epochs per run
-    "ci": {"train": {"epochs": 2, "lr": 0.1, "batch_size": 32}, "ratios": (0.1, 0.3, 0.5), "sweep_test": 500, "seeds": (0,),
+    "ci": {"train": {"epochs": 2, "lr": 0.1, "batch_size": 32}, "ratios": (0.1, 0.3, 0.5), "sweep_test": 500,
+           "seeds": (0,),
            "finetune": {"ratios": (0.3,), "epochs": 1},
            "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.2, "step_ratio": 0.1,
                         "retrain_epochs": 1, "finetune_epochs": 1}},
@@ -220,7 +221,8 @@ def build_spec(
     table = copy.deepcopy(STRENGTHS[preset_name])
     for reg, value in (strengths or {}).items():
         table.setdefault(reg, {"options": {}})["strength"] = float(value)
-    runs = {reg: base.replace(reg=reg, strength=table[reg]["strength"], reg_options=table[reg]["options"]).validate().to_dict()
+    runs = {reg: base.replace(reg=reg, strength=table[reg]["strength"],
+                              reg_options=table[reg]["options"]).validate().to_dict()
             for reg in regs}
     pipe = dict(rp["pipeline"], **PIPELINE_DEFAULTS)
     pipe["regs"] = [r for r in (pipeline_regs if pipeline_regs is not None else pipe["regs"]) if r in regs]

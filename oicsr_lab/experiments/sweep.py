@@ -22,8 +22,8 @@ from ..data import DatasetSplits, Split
 from ..errors import ConfigError, PlanError
 from ..flops import count_flops
 from ..importance import channel_energy
-from ..progress import progress
 from ..inference import inference_copy
+from ..progress import progress
 from ..pruning import global_greedy_plan
 from ..train import evaluate
 
@@ -38,7 +38,8 @@ FLOORS = ("random", "uniform")
 PROTOCOL_CRITERIA = "out_in,own,random,uniform"  # reproduce's default: both rankings of each method + the floors
 
 # The criterion each regulariser's own paper ranks channels by (reference section 3).
-OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma", "oicsr_gl": "out_in", "oicsr_growl": "out_in"}
+OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma", "oicsr_gl": "out_in",
+                 "oicsr_growl": "out_in"}
 
 
 def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[str]:
@@ -88,7 +89,8 @@ def channel_energies(model: nn.Module, groups: Any) -> dict[str, dict[str, list[
 
 
 def uniform_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Within-layer rank scores ``(rank + 0.5) / size``: Algorithm 1 over them prunes every layer by the same fraction."""
+    """Within-layer rank scores ``(rank + 0.5) / size``: Algorithm 1 over them prunes every layer by the same
+    fraction."""
     out = {}
     for name, v in scores.items():
         v = torch.as_tensor(v).flatten()
@@ -132,12 +134,14 @@ def sweep_model(
     example = data.example_input().to(device)
     report = count_flops(model, example)
     dense_acc = _accuracy(model, None, data, test_split, device)
-    val_acc = (lambda plan: _accuracy(model, plan, data, val_split, device)) if val_split is not None else (lambda plan: None)
+    val_acc = (lambda plan: _accuracy(model, plan, data, val_split,
+                                      device)) if val_split is not None else (lambda plan: None)
     dense_val = val_acc(None)
     ratios, criteria = [float(r) for r in ratios], list(criteria)
     rows: list[dict[str, Any]] = []
     plans: dict[str, dict[str, dict[str, Any]]] = {}
-    bar = progress(total=len(ratios) * len(criteria), desc=f"sweep {meta.get('reg', '')}", unit="plan", enabled=show_progress)
+    bar = progress(total=len(ratios) * len(criteria), desc=f"sweep {meta.get('reg', '')}", unit="plan",
+                   enabled=show_progress)
     if calibration is None and any(c not in FLOORS and get_criterion(c).needs_data for c in criteria):
         calibration = _calibration(data, int(meta.get("seed", 0)), calibration_batches)
     for crit in criteria:
@@ -147,7 +151,8 @@ def sweep_model(
         else:
             scores = score_channels(model, groups, crit, normalize, seed=int(meta.get("seed", 0)),
                                     calibration=calibration)
-            used = {"split": scores.split, "batches": scores.batches, "images": scores.images} if scores.batches else None
+            used = {"split": scores.split, "batches": scores.batches,
+                    "images": scores.images} if scores.batches else None
         key = f"{crit}/{normalize}"
         plans[key] = {}
         rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": 0.0, "achieved_ratio": 0.0,
@@ -164,7 +169,8 @@ def sweep_model(
             acc = _accuracy(model, plan, data, test_split, device)
             vacc = val_acc(plan)
             rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": ratio,
-                         "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc, "val_acc_before_retrain": vacc,
+                         "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc,
+                         "val_acc_before_retrain": vacc,
                          "flops": int(plan.flops_after), "params": int(plan.params_after)})
             plans[key][f"{ratio:g}"] = {"layer_ratios": plan.layer_ratios, "achieved_ratio": plan.achieved_ratio,
                                          "flops_after": int(plan.flops_after), "params_after": int(plan.params_after),

@@ -33,13 +33,15 @@ def _weights(model: torch.nn.Module, weights: str | Path | None, seed: int) -> s
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{weights}: cannot read ResNet-50 weights ({type(e).__name__}); pass a torchvision state dict file") from None
+        raise CheckpointError(f"{weights}: cannot read ResNet-50 weights ({type(e).__name__}); pass a "
+                              "torchvision state dict file") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
         model.load_state_dict(state)
     except Exception as e:
-        raise CheckpointError(f"{weights}: not a torchvision resnet50 state dict ({str(e).splitlines()[0][:120]})") from None
+        raise CheckpointError(f"{weights}: not a torchvision resnet50 state dict "
+                              f"({str(e).splitlines()[0][:120]})") from None
     return f"user-provided state dict {Path(weights).name}"
 
 

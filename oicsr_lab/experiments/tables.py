@@ -33,7 +33,8 @@ def sparsity_rows(energies: dict[str, Any], thresholds: tuple[float, ...] = THRE
         normed = [torch.tensor(v, dtype=torch.float64) / max(max(v), 1e-30) for v in groups.values() if len(v)]
         allv = torch.cat(normed) if normed else torch.zeros(0)
         raw = torch.cat([torch.tensor(v, dtype=torch.float64) for v in groups.values()]) if groups else torch.zeros(0)
-        row = {"reg": reg, "channels": int(allv.numel()), "exact_zero": float((raw == 0).double().mean()) if raw.numel() else 0.0}
+        row = {"reg": reg, "channels": int(allv.numel()),
+               "exact_zero": float((raw == 0).double().mean()) if raw.numel() else 0.0}
         for t in thresholds:
             row[f"below_{t:g}"] = float((allv < t).double().mean()) if allv.numel() else 0.0
         rows.append(row)
@@ -88,12 +89,14 @@ def protocol_tables(report: str | Path) -> str:
              "|---|---|---|" + "---|" * len(ratios)]
     for reg, by in b["cells"].items():
         for name, cells in by.items():
-            lines.append(f"| {reg} | {name} | {_ci(cells.get(0.0))} | " + " | ".join(_ci(cells.get(r)) for r in ratios) + " |")
+            lines.append(f"| {reg} | {name} | {_ci(cells.get(0.0))} | "
+                         + " | ".join(_ci(cells.get(r)) for r in ratios) + " |")
     out = lines + [""]
     if b["paired"]:
         lines = [f"### Paired difference {HEADLINE} − baseline, each at its best criterion chosen on validation", "",
                  "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero.",
-                 "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+                 "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |",
+                 "|---|" + "---|" * len(ratios)]
         for reg, cells in b["paired"].items():
             cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
             lines.append(f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |")
@@ -107,7 +110,8 @@ def protocol_tables(report: str | Path) -> str:
                      f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
                      f"fine-tuning without the regulariser. Δ: paired difference to a dense L2 network trained for the "
                      f"same total epochs ({_ci(a['dense'])}). " + where, "",
-                     "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | top-1 | Δ vs dense |",
+                     "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | "
+                     "top-1 | Δ vs dense |",
                      "|---|---|---|---|---|---|---|---|"]
             for r in a["rows"]:
                 d = r.get("delta_vs_dense")
@@ -131,7 +135,8 @@ def report_tables(report: str | Path) -> str:
         cfg = summary["config"]["runs"][reg]
         s = spars.get(reg, {})
         rows.append({
-            "regulariser": reg, "strength": cfg["strength"], "options": json.dumps(cfg["reg_options"]) if cfg["reg_options"] else "-",
+            "regulariser": reg, "strength": cfg["strength"],
+            "options": json.dumps(cfg["reg_options"]) if cfg["reg_options"] else "-",
             "epochs": cfg["epochs"], "test acc %": info["test_acc"],
             **{f"energy < {t:g} x layer max": f"{100 * s.get(f'below_{t:g}', float('nan')):.1f} %" for t in THRESHOLDS},
             "exact zeros": f"{100 * s.get('exact_zero', float('nan')):.1f} %",
@@ -149,12 +154,14 @@ def report_tables(report: str | Path) -> str:
                 _md(piv.reset_index()), ""]
     others = own[own["criterion"] != energies.get("criterion", "out_in")]
     if len(others):
-        piv = others.pivot_table(index=["reg", "criterion"], columns="ratio", values="acc_before_retrain", aggfunc="mean")
+        piv = others.pivot_table(index=["reg", "criterion"], columns="ratio", values="acc_before_retrain",
+                                 aggfunc="mean")
         piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
         out += ["### Same, each baseline scored by its own criterion", "", _md(piv.reset_index()), ""]
     if (report / "pipeline.csv").is_file():
         pipe = pd.read_csv(report / "pipeline.csv")
-        keep = [c for c in ("reg", "stage", "step", "target_ratio", "achieved_ratio", "acc_before_retrain", "acc_after_retrain", "flops", "params") if c in pipe]
+        keep = [c for c in ("reg", "stage", "step", "target_ratio", "achieved_ratio", "acc_before_retrain",
+                            "acc_after_retrain", "flops", "params") if c in pipe]
         out += ["### Iterative pipeline (Figure 2)", "", _md(pipe[keep]), ""]
     if (report / "table1.json").is_file():
         t1 = json.loads((report / "table1.json").read_text())

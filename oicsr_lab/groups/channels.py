@@ -181,7 +181,8 @@ class ChannelGraph:
 
     def _make_groups(self, raw, key_of, slot_key, slot_occ, flags, allow_coupled) -> list[ChannelGroup]:
         """Name, order and label the raw groups."""
-        order = sorted(range(len(raw)), key=lambda g: (int(slot_key[raw[g][0][raw[g][1]]]), int(raw[g][2][0, raw[g][1]])))
+        order = sorted(range(len(raw)),
+                       key=lambda g: (int(slot_key[raw[g][0][raw[g][1]]]), int(raw[g][2][0, raw[g][1]])))
         groups: list[ChannelGroup] = []
         used: dict[str, int] = {}
         for g in order:

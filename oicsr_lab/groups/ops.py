@@ -68,7 +68,8 @@ MUL_METHODS = {"mul", "mul_", "multiply", "div", "div_", "divide", "true_divide"
 CAT_FUNCS = _present("cat", "concat", "concatenate", module=torch)
 
 RESHAPE_FUNCS = _present("flatten", "reshape", "squeeze", "unsqueeze", module=torch)
-RESHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "view_as", "reshape_as", "squeeze_", "unsqueeze_"}
+RESHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "view_as", "reshape_as", "squeeze_",
+                   "unsqueeze_"}
 
 PERMUTE_FUNCS = _present("permute", "transpose", "swapaxes", module=torch)
 PERMUTE_METHODS = {"permute", "transpose", "swapaxes"}
@@ -99,7 +100,8 @@ PASS_MODULES: tuple[type, ...] = tuple(
 
 # Pass-through leaves whose output shape equals the input shape (shape propagation skips them).
 PASS_MODULES_SAME_SHAPE: tuple[type, ...] = tuple(
-    m for m in PASS_MODULES if not m.__name__.startswith(("Max", "Avg", "Adaptive", "LP", "Upsampl", "Zero", "Constant", "Refl", "Repl"))
+    m for m in PASS_MODULES if not m.__name__.startswith(("Max", "Avg", "Adaptive", "LP", "Upsampl", "Zero", "Constant",
+                                                          "Refl", "Repl"))
 )
 
 # Leaf modules for the tracer (user modules such as BasicBlock are traced through).

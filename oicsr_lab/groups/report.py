@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .types import ChannelGroup, GroupSet, Slice
+from .types import ChannelGroup, GroupSet
 
 if TYPE_CHECKING:
     import torch.nn as nn

@@ -24,12 +24,13 @@ import torch.fx as fx
 import torch.nn as nn
 
 from ..errors import UnsupportedModelError
-from .channels import ChannelGraph, Chan
+from .channels import Chan, ChannelGraph
 from .modules import ModuleRules
 from .ops import (
     ADD_FUNCS,
     ADD_METHODS,
     CAT_FUNCS,
+    LIKE_METHODS,
     META_ATTRS,
     META_FUNCS,
     META_METHODS,
@@ -45,7 +46,6 @@ from .ops import (
     RESHAPE_METHODS,
     SOFTMAX_FUNCS,
     SOFTMAX_METHODS,
-    LIKE_METHODS,
     SUPPORTED,
     describe_node,
     shape_of,
@@ -278,7 +278,8 @@ class Propagator(ModuleRules):
                 return Chan(x.ids, x.block * math.prod(src[2:]))
         shuffle = (src is not None and out is not None and len(src) >= 2 and len(out) == len(src) + 1
                    and out[0] == src[0] and out[1] * out[2] == src[1])
-        what = f" (splits the channels into {out[1]} x {out[2]}: a channel shuffle or channel grouping)" if shuffle else ""
+        what = (f" (splits the channels into {out[1]} x {out[2]}: a channel shuffle or channel grouping)"
+                if shuffle else "")
         raise self.fail(node, f"reshape {src} -> {out} moves or mixes the channel dim{what}; supported: "
                               "flatten from dim 1 (x.view(N, -1), torch.flatten(x, 1)) and reshapes of dims >= 2")
 

@@ -7,8 +7,15 @@ Every regulariser has one fixed colour + marker (``style.REG_STYLES``, Okabe-Ito
 from __future__ import annotations
 
 from .accuracy import accuracy_curves, interactive_accuracy_vs_flops, static_accuracy_vs_flops
-from .energy import (default_layer, energy_table, interactive_energy_distribution, interactive_energy_grid,
-                     layer_names, static_energy_distribution, static_energy_grid)
+from .energy import (
+    default_layer,
+    energy_table,
+    interactive_energy_distribution,
+    interactive_energy_grid,
+    layer_names,
+    static_energy_distribution,
+    static_energy_grid,
+)
 from .layers import interactive_layer_ratios, layer_ratios_frame, static_layer_ratios
 from .pipeline import interactive_pipeline, pipeline_frame, static_pipeline
 from .protocol import static_finetuned, static_protocol_fig4

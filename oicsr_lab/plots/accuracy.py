@@ -17,8 +17,16 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ._data import as_frame, natural_sorted, pick_regs, pick_value
-from .style import (COLUMN_WIDTH, PAGE_WIDTH, criterion_label, new_figure, paper_style, reg_style,
-                    style_plotly, top_legend)
+from .style import (
+    COLUMN_WIDTH,
+    PAGE_WIDTH,
+    criterion_label,
+    new_figure,
+    paper_style,
+    reg_style,
+    style_plotly,
+    top_legend,
+)
 
 REQUIRED = ("model", "reg", "ratio", "acc_before_retrain")
 _DASHES = [(4, 2), (1.5, 1.5), (6, 2, 1.5, 2)]
@@ -31,7 +39,8 @@ def accuracy_curves(sweep_df: Any, regs: Iterable[str] | None = None, models: It
     """Aggregated curves: one row per (model, reg, criterion, ratio) with x, mean, sd, n (in %)."""
     df = as_frame(sweep_df, "accuracy vs FLOPs (sweep)", REQUIRED)
     if x not in ("ratio", "achieved_ratio") or x not in df.columns:
-        raise ConfigError(f"accuracy vs FLOPs: x must be 'ratio' or 'achieved_ratio' (a column of the sweep); got {x!r}")
+        raise ConfigError("accuracy vs FLOPs: x must be 'ratio' or 'achieved_ratio' (a column of "
+                          f"the sweep); got {x!r}")
     if "criterion" not in df.columns:
         df["criterion"] = criterion or "out_in"
     if "seed" not in df.columns:
@@ -192,7 +201,8 @@ def interactive_accuracy_vs_flops(sweep_df: Any, regs: Iterable[str] | None = No
             if (c["n"] > 1).any():
                 xs = np.concatenate([c["x"], c["x"][::-1]])
                 ys = np.concatenate([c["mean"] + c["sd"], (c["mean"] - c["sd"])[::-1]])
-                fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines", fillcolor=_rgba(st.color, 0.18 if main else 0.08),
+                fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", mode="lines",
+                                         fillcolor=_rgba(st.color, 0.18 if main else 0.08),
                                          line=dict(width=0), hoverinfo="skip", showlegend=False,
                                          legendgroup=label, name=f"{label} ± s.d."), row=1, col=col)
             custom = np.stack([c["ratio"] * (100 if c["ratio"].max() <= 1 else 1), c["sd"], c["n"],

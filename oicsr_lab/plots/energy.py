@@ -15,8 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ._data import load_json_like, natural_key, natural_sorted, pick_regs
-from .style import (COLUMN_WIDTH, PAGE_WIDTH, new_figure, paper_style, reg_style, style_plotly,
-                    top_legend)
+from .style import COLUMN_WIDTH, PAGE_WIDTH, new_figure, paper_style, reg_style, style_plotly, top_legend
 
 SOURCES = ("runs", "out_energies", "bn_gamma")
 NORMALIZE = ("max", "sum", "none")
@@ -85,7 +84,8 @@ def _series(energies: Any, layer: str | None, regs: Iterable[str] | None, normal
     have = [r for r, groups in table.items() if layer in groups]
     if not have:
         known = layer_names(table)
-        raise ConfigError(f"energy plot: no layer pair named {layer!r}; known: {known[:8]}{' ...' if len(known) > 8 else ''}")
+        more = " ..." if len(known) > 8 else ""
+        raise ConfigError(f"energy plot: no layer pair named {layer!r}; known: {known[:8]}{more}")
     regs = pick_regs(have, regs, f"energy plot of {layer}")
     out = []
     for reg in regs:

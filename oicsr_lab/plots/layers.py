@@ -16,8 +16,16 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ._data import as_frame, fmt_ratio, load_json_like, natural_key, pick_regs, pick_value
-from .style import (COLUMN_WIDTH, PAGE_WIDTH, criterion_label, new_figure, paper_style, reg_style,
-                    style_plotly, top_legend)
+from .style import (
+    COLUMN_WIDTH,
+    PAGE_WIDTH,
+    criterion_label,
+    new_figure,
+    paper_style,
+    reg_style,
+    style_plotly,
+    top_legend,
+)
 
 COLUMNS = ("reg", "criterion", "normalize", "ratio", "layer", "pruned")
 
@@ -47,7 +55,8 @@ def layer_ratios_frame(plans: Any) -> pd.DataFrame:
                 try:
                     r = float(ratio)
                 except ValueError:
-                    raise ConfigError(f"layer ratios: ratio key {ratio!r} of plans[{reg!r}][{key!r}] is not a number") from None
+                    raise ConfigError(f"layer ratios: ratio key {ratio!r} of "
+                                      f"plans[{reg!r}][{key!r}] is not a number") from None
                 rows += [(str(reg), crit, norm, r, str(layer), float(v)) for layer, v in lr.items()]
     if not rows:
         raise ConfigError("layer ratios: the plans contain no layer_ratios; nothing to plot")
@@ -62,7 +71,8 @@ def _select(plans: Any, ratio: float, regs: Iterable[str] | None, criterion: str
     ratios = sorted(df["ratio"].unique())
     hit = [r for r in ratios if np.isclose(r, target, atol=1e-6) or np.isclose(r, target * 100, atol=1e-6)]
     if not hit:
-        raise ConfigError(f"layer ratios: no plan at FLOPs target {ratio!r}; available: {[fmt_ratio(r) for r in ratios]}")
+        raise ConfigError(f"layer ratios: no plan at FLOPs target {ratio!r}; available: "
+                          f"{[fmt_ratio(r) for r in ratios]}")
     df = df[df["ratio"] == hit[0]]
     crit = pick_value(df, "criterion", criterion, ("out_in", ""), "layer ratios")
     df = df[df["criterion"] == crit]

@@ -175,7 +175,8 @@ def _figure_html(report_dir: Path, idx: int, title: str, stem: str | os.PathLike
     files = {ext: p.with_name(p.name + "." + ext) for ext in ("png", "pdf", "html")}
     files = {ext: f for ext, f in files.items() if f.exists() and f.stat().st_size > 0}
     if not files:
-        raise ConfigError(f"report: figure {title!r}: no {p.name}.png/.pdf/.html under {p.parent}; save it with save_figure first")
+        raise ConfigError(f"report: figure {title!r}: no {p.name}.png/.pdf/.html under {p.parent}; save it "
+                          "with save_figure first")
     rel = {ext: Path(os.path.relpath(f, report_dir)).as_posix() for ext, f in files.items()}
     body = ""
     if "png" in files:

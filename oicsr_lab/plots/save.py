@@ -68,7 +68,8 @@ def _stamp_text(stamp: dict[str, Any] | None) -> str:
     return "; ".join(f"{k}={v}" for k, v in (stamp or {}).items())
 
 
-def _save_matplotlib(fig: Any, stem: Path, dpi: int, stamp: dict[str, Any] | None, exts=("png", "pdf", "svg")) -> list[Path]:
+def _save_matplotlib(fig: Any, stem: Path, dpi: int, stamp: dict[str, Any] | None,
+                     exts=("png", "pdf", "svg")) -> list[Path]:
     import matplotlib as mpl
 
     from ..io import atomic_path  # lazy: oicsr_lab.io imports torch

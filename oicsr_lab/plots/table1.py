@@ -51,7 +51,8 @@ def _rows(table1: Any) -> tuple[list[dict], str]:
         elif any(k in table1 for k in ("published", "computed")):
             rows = [{"source": src, **r} for src in ("published", "computed") for r in table1.get(src) or []]
         else:
-            raise ConfigError("table1: expected a list of rows, {'rows': [...]} or {'published': [...], 'computed': [...]}")
+            raise ConfigError("table1: expected a list of rows, {'rows': [...]} or {'published': [...], "
+                              "'computed': [...]}")
     else:
         rows = list(table1)
     if not rows:

@@ -16,8 +16,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="source", default=None,
                    help="a training run folder or its checkpoint.pt, a prune output folder or any .pt it saved, or a "
                         "report folder (reproduce --out) with --reg [--seed] (default: train from scratch first)")
-    p.add_argument("--target", type=float, required=True, help="FLOPs reduction to reach, e.g. 0.5 (of the dense FLOPs)")
-    p.add_argument("--step", type=float, default=0.1, help="FLOPs removed per iteration, fraction of dense (default 0.1)")
+    p.add_argument("--target", type=float, required=True,
+                   help="FLOPs reduction to reach, e.g. 0.5 (of the dense FLOPs)")
+    p.add_argument("--step", type=float, default=0.1,
+                   help="FLOPs removed per iteration, fraction of dense (default 0.1)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs of regularised retraining after each step")
     p.add_argument("--finetune-epochs", type=int, default=1, help="epochs of final fine-tuning without the regulariser")
     p.add_argument("--retrain-lr", type=float, default=None, help="learning rate of retraining (default: lr / 10)")
@@ -50,7 +52,8 @@ def load_source(path: str | Path, reg: str | None = None, seed: int | None = Non
     if src.config is not None:
         return src.model, dict(src.config)
     arch = torch.load(src.path, map_location="cpu", weights_only=True)["arch"]
-    return src.model, {"_arch": {"model": arch["name"], **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}}
+    return src.model, {"_arch": {"model": arch["name"],
+                                 **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}}
 
 
 @subcommand("prune", _args)
@@ -91,7 +94,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         model, train_first = None, True
     out = Path(args.out or f"runs/prune-{cfg.model}-{cfg.reg}")
     if not args.resume and (out / "state.json").exists():
-        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
+        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or "
+                          "choose another --out")
     data = load_dataset(cfg.dataset, root=args.data_dir)
     if model is not None:
         import torch
@@ -99,7 +103,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         with torch.no_grad():
             n_out = model.eval()(data.example_input()).shape[-1]
         if n_out != data.num_classes:
-            raise CheckpointError(f"{args.source}: the model has {n_out} outputs but {data.name} has {data.num_classes} "
+            raise CheckpointError(f"{args.source}: the model has {n_out} outputs but {data.name} has "
+                                  f"{data.num_classes} "
                                   f"classes; prune it on the data set it was trained on")
     if model is None:
         import torch
@@ -107,7 +112,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, num_classes=data.num_classes, width=cfg.width)
     print(f"pruning {cfg.model} ({'trained: ' + str(args.source) if args.source else 'training first'}) to "
-          f"remove {args.target:.0%} of its FLOPs in steps of {args.step:.0%}, reg={cfg.reg} strength={cfg.strength:g}, "
+          f"remove {args.target:.0%} of its FLOPs in steps of {args.step:.0%}, reg={cfg.reg} "
+          f"strength={cfg.strength:g}, "
           f"out={out}")
     res = prune_iteratively(
         model, data, cfg, target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,
@@ -122,6 +128,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     for r in res.records:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                           if k not in ("widths", "layer_ratios")}))
-    print(f"final: {res.records[-1]['acc_after_retrain']:.2f}% at {res.records[-1]['achieved_ratio']:.1%} FLOPs removed; "
+    print(f"final: {res.records[-1]['acc_after_retrain']:.2f}% at "
+          f"{res.records[-1]['achieved_ratio']:.1%} FLOPs removed; "
           f"model: {out / res.state['model_file']}")
     return 0

@@ -64,7 +64,8 @@ class PipelineSettings:
     def validate(self) -> "PipelineSettings":
         """Raise ConfigError for values no pipeline could use; return self."""
         if not (0.0 < self.target_ratio < 1.0):
-            raise ConfigError(f"target ratio must be in (0, 1) (fraction of dense FLOPs removed), got {self.target_ratio}")
+            raise ConfigError("target ratio must be in (0, 1) (fraction of dense FLOPs removed), got "
+                              f"{self.target_ratio}")
         if not (0.0 < self.step_ratio <= 1.0):
             raise ConfigError(f"step ratio must be in (0, 1], got {self.step_ratio}; e.g. --step 0.1")
         for k in ("retrain_epochs", "finetune_epochs"):
@@ -348,13 +349,15 @@ def _load_state(out: Path | None, fingerprint: str, resume: bool) -> dict[str, A
     try:
         state = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable pipeline state ({e}); delete the folder or choose another --out") from None
+        raise ConfigError(f"{path}: unreadable pipeline state ({e}); delete the folder or "
+                          "choose another --out") from None
     if state.get("format") != STATE_FORMAT:
         raise ConfigError(f"{path}: not an oicsr-lab pipeline state; choose another --out")
     if state.get("fingerprint") != fingerprint:
         raise ConfigError(f"{out}: holds a pruning run with other settings; choose another --out or delete it")
     if not resume:
-        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or choose another --out")
+        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or "
+                          "choose another --out")
     return state
 
 

@@ -66,7 +66,8 @@ def _multiplier(mask: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
 def _mask(width: int, removed: list[int], shape: tuple[int, ...], where: str) -> torch.Tensor:
     """0/1 float mask of ``width`` entries with ``removed`` zeroed, reshaped for broadcasting."""
     if removed and max(removed) >= width:
-        raise PlanError(f"plan does not match the model: {where} has {width} channels, plan removes index {max(removed)}")
+        raise PlanError(f"plan does not match the model: {where} has {width} channels, plan removes "
+                        f"index {max(removed)}")
     m = torch.ones(width)
     m[torch.as_tensor(removed, dtype=torch.long)] = 0.0
     return m.reshape(shape)
@@ -119,7 +120,8 @@ def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
         last = [s for s in sl if s[1] == "bn"] or [s for s in sl if s[1] in ("out", "dw")]
         for module, _kind, indices, _block in last[-1:]:
             mod = modules[module]
-            width = _in_width(mod) if _kind != "out" else (mod.out_channels if isinstance(mod, _CONV) else mod.out_features)
+            width = _in_width(mod) if _kind != "out" else (mod.out_channels if isinstance(mod, _CONV)
+                                                           else mod.out_features)
             mask = _mask(width, np.asarray(indices)[rem].tolist(), _channel_shape(mod, width), module)
             masks[f"{module}:out"] = mask
             mul = _multiplier(mask)

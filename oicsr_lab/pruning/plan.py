@@ -356,7 +356,8 @@ def global_greedy_plan(
     opts = dict(
         flops_ratio=flops_ratio, max_layer_ratio=max_layer_ratio, min_channels=min_channels, round_to=round_to,
         tolerance=tolerance,
-        criterion=criterion or getattr(scores, "criterion", None), normalize=normalize or getattr(scores, "normalize", None),
+        criterion=criterion or getattr(scores, "criterion", None),
+        normalize=normalize or getattr(scores, "normalize", None),
     )
     return _finish(model, prunable, st, orders, removed, saved, rep, opts)
 

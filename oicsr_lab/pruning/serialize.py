@@ -57,7 +57,8 @@ def _norm_arch(arch: str | dict[str, Any]) -> dict[str, Any]:
     return arch
 
 
-def save_pruned(model: nn.Module, path: str | os.PathLike, arch: str | dict[str, Any], plan: Plan | None = None) -> None:
+def save_pruned(model: nn.Module, path: str | os.PathLike, arch: str | dict[str, Any],
+                plan: Plan | None = None) -> None:
     """Atomically save a (pruned) model as base-arch + widths + state dict (+ optional plan)."""
     payload = {
         "format": FORMAT,
@@ -77,7 +78,8 @@ def _resize(model: nn.Module, widths: dict[str, dict[str, Any]], where: str) -> 
         m = modules.get(name)
         if m is None or type(m).__name__ != w.get("type"):
             found = type(m).__name__ if m is not None else "nothing"
-            raise CheckpointError(f"{where}: architecture mismatch: expected {w.get('type')} at {name!r}, base model has {found}")
+            raise CheckpointError(f"{where}: architecture mismatch: expected {w.get('type')} at {name!r}, "
+                                  f"base model has {found}")
         if isinstance(m, _CONV):
             m.in_channels, m.out_channels, m.groups = int(w["in"]), int(w["out"]), int(w["groups"])
             shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
@@ -102,9 +104,11 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state
+              and state[k].shape != v.shape]
     if missing or extra or shapes:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "", f"shape {shapes[:3]}" if shapes else ""]
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
+                 f"shape {shapes[:3]}" if shapes else ""]
         raise CheckpointError(f"{where}: architecture mismatch: " + "; ".join(p for p in parts if p))
 
 
@@ -117,11 +121,14 @@ def load_pruned(path: str | os.PathLike, map_location: str | torch.device = "cpu
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, ...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(f"{where} is truncated or corrupt ({type(e).__name__}: {msg[:120]}); re-save it") from None
+        raise CheckpointError(f"{where} is truncated or corrupt ({type(e).__name__}: "
+                              f"{msg[:120]}); re-save it") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{where} is not an oicsr pruned checkpoint (no format={FORMAT!r}); use load_pruned only on save_pruned files")
+        raise CheckpointError(f"{where} is not an oicsr pruned checkpoint (no format={FORMAT!r}); use load_pruned only "
+                              "on save_pruned files")
     if int(payload.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{where} has format version {payload.get('version')}, newer than {VERSION}; upgrade oicsr-lab")
+        raise CheckpointError(f"{where} has format version {payload.get('version')}, newer than "
+                              f"{VERSION}; upgrade oicsr-lab")
     try:
         arch, widths, state = payload["arch"], payload["widths"], payload["state_dict"]
     except KeyError as e:

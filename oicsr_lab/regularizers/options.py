@@ -80,7 +80,8 @@ def check_options(name: str, options: dict[str, Any]) -> Options:
     for key in options:
         if key not in valid:
             hint = f" ({key} applies only to {', '.join(GROWL_NAMES)})" if key in GROWL_KEYS else ""
-            raise ConfigError(f"unknown option {key!r} for regularizer {name!r}{hint}; valid options: {', '.join(valid)}")
+            raise ConfigError(f"unknown option {key!r} for regularizer {name!r}{hint}; valid options: "
+                              f"{', '.join(valid)}")
     o = {**Options().__dict__, **options}
     _choice("mode", o["mode"], MODES)
     _choice("grad", o["grad"], GRADS)
@@ -90,7 +91,8 @@ def check_options(name: str, options: dict[str, Any]) -> Options:
     _flag("include_bias", o["include_bias"])
     _number("lambda2_ratio", o["lambda2_ratio"], allow_none=True)
     p = o["p"]
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0 or (isinstance(p, float) and p > 1):
+    if (isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0
+            or (isinstance(p, float) and p > 1)):
         raise ConfigError(f"p must be a fraction in [0, 1] (float) or a channel count >= 0 (int); got {p!r}")
     sel = o["select"]
     if isinstance(sel, str):
@@ -110,7 +112,8 @@ def select_groups(groups: Any, select: str | tuple[str, ...]) -> list[ChannelGro
         all_groups = list(groups)
     else:
         raise ConfigError(
-            f"groups must be a GroupSet (from oicsr_lab.groups.find_groups) or a list of ChannelGroup; got {type(groups).__name__}"
+            "groups must be a GroupSet (from oicsr_lab.groups.find_groups) or a list of ChannelGroup; got "
+            f"{type(groups).__name__}"
         )
     if select == "prunable":
         return [g for g in all_groups if g.prunable]

@@ -29,7 +29,8 @@ def resolve_p(p: float | int, n: int) -> int:
     if isinstance(p, int):
         return min(p, n)
     if p > 1:
-        raise ConfigError(f"p as a float is a fraction of the channels and must be in [0, 1], got {p!r}; pass an int for a count")
+        raise ConfigError(f"p as a float is a fraction of the channels and must be in [0, 1], got {p!r}; pass "
+                          "an int for a count")
     return min(n, int(math.ceil(p * n)))
 
 

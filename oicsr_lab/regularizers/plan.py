@@ -188,7 +188,8 @@ class BoundPlan:
         self._gviews = self._views(self._gbuf, slots)
         self._sviews = self._views(self._sbuf, slots)
 
-    def _views(self, buf: torch.Tensor, slots: dict) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+    def _views(self, buf: torch.Tensor,
+               slots: dict) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
         """(param, row-factor view, column-factor view) of every parameter into ``buf``."""
         out = []
         for _, _, p, rows, cols in self.records:

@@ -21,7 +21,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_torch_save({"format": FORMAT, "version": 1, **state}, path)
 
 
-def load_checkpoint(path: str | Path, arch: dict[str, Any] | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, arch: dict[str, Any] | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; check it is ours and matches ``arch``.
 
     Raises CheckpointError for a missing, truncated or foreign file, or an architecture
@@ -33,7 +34,8 @@ def load_checkpoint(path: str | Path, arch: dict[str, Any] | None = None, map_lo
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({str(e).splitlines()[0][:120]}); delete it and rerun") from e
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({str(e).splitlines()[0][:120]}); "
+                              "delete it and rerun") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an oicsr-lab training checkpoint")
     if arch is not None and blob.get("arch") != arch:
@@ -72,7 +74,8 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
         lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
         detail = lines[1] if len(lines) > 1 else lines[0]  # torch's first line is only "Error(s) in loading ..."
         raise CheckpointError(f"{path}: weights do not fit {arch['model']} ({detail[:120]}); "
-                              f"not a plain training checkpoint (pass a pruned model as its save_pruned .pt file)") from None
+                              "not a plain training checkpoint (pass a pruned model as its "
+                              "save_pruned .pt file)") from None
     return model.to(map_location), blob
 
 

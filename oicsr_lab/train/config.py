@@ -53,11 +53,13 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "momentum", "label_smoothing", "strength", "warmup_epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                bad(f"{name} must be a non-negative number (and finite), got {v!r}", f"pass a value >= 0 for --{name.replace('_', '-')}")
+                bad(f"{name} must be a non-negative number (and finite), got {v!r}",
+                    f"pass a value >= 0 for --{name.replace('_', '-')}")
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                bad(f"{name} must be a positive number of images, got {v!r}", f"pass --{name.replace('_', '-')} 1 or more")
+                bad(f"{name} must be a positive number of images, got {v!r}",
+                    f"pass --{name.replace('_', '-')} 1 or more")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}", f"choose one of {', '.join(PRECISIONS)}")
         v = self.val_images

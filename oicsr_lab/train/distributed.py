@@ -14,7 +14,6 @@ import os
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def rank_and_world() -> tuple[int, int]:

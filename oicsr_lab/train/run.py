@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from ..data import DatasetSplits, load_dataset
-from ..errors import ConfigError
 from ..models import build_checked, check_model
 from .config import TrainConfig
 from .trainer import Trainer, resolve_device

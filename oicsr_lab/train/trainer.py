@@ -156,7 +156,8 @@ class Trainer:
         if self.out_dir is not None and self.rank == 0:
             check_writable_dir(self.out_dir, "out_dir")  # before any training, not at the first checkpoint
         self.regularizer = regularizer
-        self.arch = arch if arch is not None else {"model": config.model, "width": config.width, "num_classes": data.num_classes}
+        self.arch = arch if arch is not None else {"model": config.model, "width": config.width,
+                                                   "num_classes": data.num_classes}
         self.show_progress = show_progress
         self.on_epoch_end = on_epoch_end
         self.device = dist_utils.device_for_rank(resolve_device(device))
@@ -245,7 +246,8 @@ class Trainer:
             return False
         blob = load_checkpoint(self.checkpoint_path, arch=self.arch, map_location=self.device)
         saved, now = blob.get("config") or {}, self.config.to_dict()
-        changed = [f"{k} ({saved[k]!r} -> {now[k]!r})" for k in now if k in saved and saved[k] != now[k] and k != "epochs"]
+        changed = [f"{k} ({saved[k]!r} -> {now[k]!r})" for k in now if k in saved and saved[k] != now[k]
+                   and k != "epochs"]
         if changed:  # lr/momentum/weight decay come back from the optimizer state; the rest follows the new config
             warnings.warn(f"resuming {self.checkpoint_path} with settings that differ from the checkpoint's: "
                           f"{', '.join(changed)}; the run will not match an uninterrupted one")
@@ -286,7 +288,8 @@ class Trainer:
                 self.on_epoch_end(record)
             bar.update(1)
             shown = record.get("test_acc", record.get("val_acc"))
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", **({"acc": f"{shown:.1f}"} if shown is not None else {}))
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}",
+                            **({"acc": f"{shown:.1f}"} if shown is not None else {}))
         bar.close()
         return self.history
 
@@ -339,10 +342,12 @@ class Trainer:
             bar.update(1)
         bar.close()
         elapsed = time.perf_counter() - t0
-        stats = dist_utils.all_reduce_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=self.device)]))
+        stats = dist_utils.all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
+                                                       torch.tensor(float(seen), device=self.device)]))
         self.epoch += 1
         record = {
-            "epoch": self.epoch, "train_loss": (stats[0] / stats[2]).item(), "train_acc": 100 * (stats[1] / stats[2]).item(),
+            "epoch": self.epoch, "train_loss": (stats[0] / stats[2]).item(),
+            "train_acc": 100 * (stats[1] / stats[2]).item(),
             "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed,
             "img_per_s": stats[2].item() / max(elapsed, 1e-9), "data_time_share": data_time / max(elapsed, 1e-9),
             "precision": self.precision,

@@ -12,7 +12,6 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 import torch.nn as nn
 from plotly.subplots import make_subplots
 
@@ -90,7 +89,8 @@ class ChannelViewer(DisplayMixin):
         self.readout_html = W.HTML()
         fig = make_subplots(rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]], row_heights=[0.62, 0.38],
                             horizontal_spacing=0.16, vertical_spacing=0.16,
-                            subplot_titles=("out-part W<sup>l</sup>[i]", "in-part W<sup>l+1</sup>[:, i]", "channel energies"))
+                            subplot_titles=("out-part W<sup>l</sup>[i]", "in-part W<sup>l+1</sup>[:, i]",
+                                            "channel energies"))
         fig.add_heatmap(z=[[0.0]], coloraxis="coloraxis", row=1, col=1, name="out",
                         hovertemplate="in ch %{y}, tap %{x}: %{z:.4g}<extra></extra>")
         fig.add_heatmap(z=[[0.0]], coloraxis="coloraxis2", row=1, col=2, name="in",

@@ -62,7 +62,8 @@ class EnergyExplorer(DisplayMixin):
                                          value=self.names[0], description="layer pair", layout=W.Layout(width="460px"))
         self.normalize_dropdown = W.Dropdown(options=list(normalize_options), value=normalize,
                                              description="normalise", layout=W.Layout(width="220px"))
-        self.overlay_checkbox = W.Checkbox(value=False, description="overlay all regularisers", indent=False, layout=lay)
+        self.overlay_checkbox = W.Checkbox(value=False, description="overlay all regularisers", indent=False,
+                                           layout=lay)
         self.log_checkbox = W.Checkbox(value=False, description="log y", indent=False, layout=lay)
         self.mode_toggle = W.ToggleButtons(options=[("threshold", "threshold"), ("global ratio", "ratio")], value=mode,
                                            style={"button_width": "110px"})
@@ -82,7 +83,8 @@ class EnergyExplorer(DisplayMixin):
         fig = go.Figure()
         for reg in self.regs:
             fig.add_scatter(x=[], y=[], name=reg_label(reg), mode="lines+markers", line=dict(color=reg_color(reg)),
-                            hovertemplate="rank %{x}<br>channel %{customdata}<br>energy %{y:.4g}<extra>%{fullData.name}</extra>")
+                            hovertemplate="rank %{x}<br>channel %{customdata}<br>energy "
+                            "%{y:.4g}<extra>%{fullData.name}</extra>")
         fig.update_layout(
             height=380, autosize=True, template="simple_white", margin=dict(l=70, r=10, t=40, b=50),
             xaxis=dict(title="channel (sorted by energy)"), yaxis=dict(title="out-in energy"),
@@ -245,7 +247,8 @@ class EnergyExplorer(DisplayMixin):
         r = self.readout
         what = (f"threshold {r['threshold']:.3g}" if r["mode"] == "threshold"
                 else f"the run's lowest {r['level']:.1%} of all channels")
-        parts = [f"<b style='color:{reg_color(reg)}'>{esc(reg_label(reg))}</b>: {k} of {r['n']} channels below threshold"
+        parts = [f"<b style='color:{reg_color(reg)}'>{esc(reg_label(reg))}</b>: {k} of {r['n']} "
+                 "channels below threshold"
                  for reg, k in r["below"].items()]
         total = sum(r["below_per_group"].values())
         size = sum(g.size for g in self.lib.group_list)

@@ -122,7 +122,8 @@ class PruningExplorer(DisplayMixin):
         self.accuracy_checkbox = W.Checkbox(value=accuracy, description=f"accuracy on {n_img} test images",
                                             indent=False, layout=W.Layout(width="auto"))
         self.status = W.HTML("")
-        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="160px", visibility="hidden"))
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
+                                        layout=W.Layout(width="160px", visibility="hidden"))
         self.readout_html = W.HTML()
         names = [g.name for g in self.lib.group_list]
         sizes = [g.size for g in self.lib.group_list]
