@@ -25,9 +25,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .groups.geometry import CONV_TYPES, is_conv, out_width
 from .groups.types import ChannelGroup, GroupSet
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 __all__ = ["LayerFlops", "FlopsReport", "count_flops", "channel_flops", "layer_params", "report_from_shapes"]
 
 
@@ -125,11 +125,11 @@ def _run_with_hooks(model: nn.Module, args: tuple, meta: bool) -> dict[str, list
     hooks = []
     names = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, _CONV + (nn.Linear,)):
+        if isinstance(mod, (*CONV_TYPES, nn.Linear)):
             names[mod] = name
 
             def hook(m: nn.Module, inp: Any, out: torch.Tensor) -> None:
-                width = m.out_channels if isinstance(m, _CONV) else m.out_features
+                width = out_width(m)
                 rec = rows.setdefault(names[m], [0, 0])
                 rec[0] += out.numel() // width
                 rec[1] += 1
@@ -206,7 +206,7 @@ def count_flops(model: nn.Module, example_input: Any, meta: bool = True) -> Flop
 
 def _layer(name: str, mod: nn.Module, rows: int) -> LayerFlops:
     """LayerFlops of a Conv/Linear module with ``rows`` output positions per example."""
-    if isinstance(mod, _CONV):
+    if is_conv(mod):
         kernel = math.prod(mod.kernel_size)
         lf = LayerFlops(
             name, type(mod).__name__, 0, layer_params(mod), mod.in_channels, mod.out_channels,
@@ -236,14 +236,14 @@ def report_from_shapes(model: nn.Module, module_info: dict[str, dict]) -> FlopsR
     """
     report = FlopsReport()
     for name, mod in model.named_modules():
-        if not isinstance(mod, _CONV + (nn.Linear,)):
+        if not isinstance(mod, (*CONV_TYPES, nn.Linear)):
             continue
         info = module_info.get(name) or {}
         shape = info.get("out_shape")
         if not shape:
             continue
-        conv = isinstance(mod, _CONV)
-        width = mod.out_channels if conv else mod.out_features
+        conv = is_conv(mod)
+        width = out_width(mod)
         if (shape[0] if conv else shape[-1]) != width:
             return None
         calls = int(info.get("calls", 1) or 1)

@@ -25,15 +25,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
+from ..groups.geometry import is_grouped
 from ..groups.types import ChannelGroup, Slice
 from .base import Criterion, ScoreContext, register
-
-_CONV = nn.modules.conv._ConvNd
-
-
-def grouped_conv(mod: nn.Module) -> bool:
-    """True for a Conv with ``1 < groups`` that is not depthwise (``groups == in == out``)."""
-    return isinstance(mod, _CONV) and mod.groups > 1 and not (mod.groups == mod.in_channels == mod.out_channels)
 
 
 def _reduce(mod: nn.Module, what: str) -> torch.Tensor:
@@ -127,7 +121,7 @@ class OutInEnergy(_SliceSum):
 
     def counted(self, ctx: ScoreContext, s: Slice) -> bool:
         if s.kind == "in":  # a grouped conv's in-columns are its out rows, already counted
-            return not grouped_conv(ctx.model.get_submodule(s.module))
+            return not is_grouped(ctx.model.get_submodule(s.module))
         return s.kind != "bn" or ctx.include_bn
 
     def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:

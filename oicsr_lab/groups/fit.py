@@ -7,20 +7,10 @@ from typing import Iterable
 import torch.nn as nn
 
 from ..errors import ConfigError
+from .geometry import widths as _fit_widths
 from .types import ChannelGroup, GroupSet
 
 __all__ = ["check_groups_fit"]
-
-
-def _fit_widths(m: nn.Module) -> tuple[int, int] | None:
-    """(in width, out width) of a Conv/Linear/BatchNorm module; None for other modules."""
-    if isinstance(m, nn.modules.conv._ConvNd):
-        return m.in_channels, m.out_channels
-    if isinstance(m, nn.Linear):
-        return m.in_features, m.out_features
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        return m.num_features, m.num_features
-    return None
 
 
 def check_groups_fit(model: nn.Module, groups: GroupSet | Iterable[ChannelGroup]) -> None:

@@ -19,12 +19,8 @@ import torch.fx as fx
 import torch.nn as nn
 
 from .channels import Chan
+from .geometry import is_depthwise, is_grouped
 from .ops import PASS_MODULES, shape_of
-
-
-def _grouped(m: nn.Conv2d) -> bool:
-    """A grouped conv that is not depthwise."""
-    return m.groups > 1 and not (m.groups == m.in_channels == m.out_channels)
 
 
 class ModuleRules:
@@ -55,14 +51,14 @@ class ModuleRules:
         if isinstance(m, nn.Conv2d):
             if x is not None and (len(src) != 4 or x.block != 1 or len(x) != m.in_channels):
                 raise self.fail(node, f"Conv2d expects (N, {m.in_channels}, H, W) channels, got shape {src}")
-            if x is not None and m.groups > 1 and m.groups == m.in_channels == m.out_channels:
+            if x is not None and is_depthwise(m):
                 self.g.record(name, "dw", x.ids, owner=self.owner.get(name))
                 return Chan(x.ids)
             if x is not None:
                 self.g.record(name, "in", x.ids, owner=self.owner.get(name))
             out = self.g.new(m.out_channels)
             self.g.record(name, "out", out, owner=self.owner.get(name))
-            if _grouped(m):
+            if is_grouped(m):
                 self.unify_conv_groups(name, m, x, out)
             return Chan(out)
         if isinstance(m, nn.Linear):

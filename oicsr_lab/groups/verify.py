@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .geometry import in_width, is_depthwise, out_width
 from .types import ChannelGroup, GroupSet, Slice
 
 _PARTS = {"out": ("weight", "bias"), "dw": ("weight", "bias"), "bn": ("weight", "bias", "running_mean")}
@@ -205,14 +206,10 @@ def check_partition(model: nn.Module, groupset: GroupSet) -> list[str]:
             owned[(s.module, "in" if s.kind == "in" else "out")] += [c for i in range(g.size) for c in s.columns(i)]
     for name, info in groupset.module_info.items():
         m = model.get_submodule(name)
-        if isinstance(m, nn.Conv2d):
-            widths = {"out": m.out_channels, "in": m.in_channels}
-            if m.groups == m.in_channels == m.out_channels > 1:
-                widths = {"out": m.out_channels}  # depthwise: one "dw" slice
-        elif isinstance(m, nn.Linear):
-            widths = {"out": m.out_features, "in": m.in_features}
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not is_depthwise(m):
+            widths = {"out": out_width(m), "in": in_width(m)}
         else:
-            widths = {"out": m.num_features}
+            widths = {"out": out_width(m)}  # depthwise conv: one "dw" slice; BatchNorm: its features
         if info["type"] != type(m).__name__:
             problems.append(f"{name}: module_info type {info['type']} != {type(m).__name__}")
         for side, width in widths.items():

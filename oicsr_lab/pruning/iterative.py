@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from ..data import DatasetSplits
 from ..errors import ConfigError, PlanError
+from ..groups.geometry import out_width
 from ..io import atomic_write_json
 from ..progress import progress
 from ..train import TrainConfig, Trainer, evaluate, make_regularizer_for, resolve_device
@@ -253,8 +254,7 @@ class _Pipeline:
 
 def _module_widths(model: nn.Module) -> dict[str, int]:
     """Conv/Linear module -> output width (part of a retrain checkpoint's architecture key)."""
-    return {n: int(getattr(m, "out_channels", getattr(m, "out_features", 0)))
-            for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {n: out_width(m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
 def _plain(model: nn.Module) -> nn.Module:

@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import PlanError
+from ..groups.geometry import in_width, is_conv, out_width
 from .plan import Plan
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MASK_HOOK_ATTR = "_oicsr_mask_hook"
 
 
@@ -45,7 +45,7 @@ class MaskHandle:
 
 def _channel_shape(mod: nn.Module, width: int) -> tuple[int, ...]:
     """Broadcast shape of a mask over the channel dim of the module's input."""
-    if isinstance(mod, _CONV):
+    if is_conv(mod):
         return (width,) + (1,) * len(mod.kernel_size)
     return (width,)  # Linear / BatchNorm1d on (N, F): last dim
 
@@ -73,14 +73,6 @@ def _mask(width: int, removed: list[int], shape: tuple[int, ...], where: str) ->
     return m.reshape(shape)
 
 
-def _in_width(mod: nn.Module) -> int:
-    if isinstance(mod, _CONV):
-        return mod.in_channels
-    if isinstance(mod, nn.Linear):
-        return mod.in_features
-    return mod.num_features
-
-
 def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
     """Mask the plan's removed channels in place (reversible); returns a handle / context manager.
 
@@ -102,7 +94,7 @@ def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
         mod = modules.get(name)
         if mod is None:
             raise PlanError(f"plan does not match the model: no module named {name!r}")
-        width = _in_width(mod)
+        width = in_width(mod)
         mask = _mask(width, kinds["in"], _channel_shape(mod, width), name)
         masks[name] = mask
         mul = _multiplier(mask)
@@ -120,8 +112,7 @@ def apply_masks(model: nn.Module, plan: Plan) -> MaskHandle:
         last = [s for s in sl if s[1] == "bn"] or [s for s in sl if s[1] in ("out", "dw")]
         for module, _kind, indices, _block in last[-1:]:
             mod = modules[module]
-            width = _in_width(mod) if _kind != "out" else (mod.out_channels if isinstance(mod, _CONV)
-                                                           else mod.out_features)
+            width = out_width(mod) if _kind == "out" else in_width(mod)
             mask = _mask(width, np.asarray(indices)[rem].tolist(), _channel_shape(mod, width), module)
             masks[f"{module}:out"] = mask
             mul = _multiplier(mask)

@@ -40,10 +40,8 @@ import torch.nn as nn
 
 from ..errors import PlanError, UnsupportedModelError
 from ..flops import FlopsReport, count_flops, report_from_shapes
+from ..groups.geometry import BN_TYPES, in_width, is_conv, is_depthwise, out_width
 from ..groups.types import ChannelGroup, GroupSet
-
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_BN = nn.modules.batchnorm._BatchNorm
 
 
 @dataclass
@@ -132,11 +130,11 @@ class _Widths:
         self.pos = {n: i for i, n in enumerate(self.names)}
         self.mods = [model.get_submodule(n) for n in self.names]
         self.unit = [report.layers[n].unit if n in report.layers else 0 for n in self.names]
-        self.a0 = [_in_width(m) for m in self.mods]
-        self.b0 = [_out_width(m) for m in self.mods]
+        self.a0 = [in_width(m) for m in self.mods]
+        self.b0 = [out_width(m) for m in self.mods]
         self.a, self.b = list(self.a0), list(self.b0)
         # fixed input channels per filter of grouped/depthwise convs (whole conv groups go); 0 = the current width
-        self.fan = [m.in_channels // m.groups if isinstance(m, _CONV) and m.groups > 1 else 0 for m in self.mods]
+        self.fan = [m.in_channels // m.groups if is_conv(m) and m.groups > 1 else 0 for m in self.mods]
 
     def macs(self, i: int, a: int, b: int) -> int:
         """MACs of module ``i`` at widths (a, b); grouped/depthwise convs keep their per-group width."""
@@ -146,36 +144,24 @@ class _Widths:
         """Parameters of module ``i`` at widths (a, b)."""
         m = self.mods[i]
         bias = b if getattr(m, "bias", None) is not None else 0
-        if isinstance(m, _CONV):
+        if is_conv(m):
             return b * (self.fan[i] or a) * math.prod(m.kernel_size) + bias
         if isinstance(m, nn.Linear):
             return a * b + bias
         return (b if m.weight is not None else 0) + bias  # BatchNorm
 
 
-def _depthwise(m: nn.Module) -> bool:
-    return m.groups > 1 and m.groups == m.in_channels == m.out_channels
-
-
-def _in_width(m: nn.Module) -> int:
-    return m.in_channels if isinstance(m, _CONV) else m.in_features if isinstance(m, nn.Linear) else m.num_features
-
-
-def _out_width(m: nn.Module) -> int:
-    return m.out_channels if isinstance(m, _CONV) else m.out_features if isinstance(m, nn.Linear) else m.num_features
-
-
 def _check_slices(model: nn.Module, g: ChannelGroup) -> None:
     """Raise UnsupportedModelError for a slice that surgery could not apply."""
     for s in g.slices:
         m = model.get_submodule(s.module)
-        plain = isinstance(m, nn.Linear) or (isinstance(m, _CONV) and not _depthwise(m))
-        ok = {"out": plain, "in": plain, "dw": isinstance(m, _CONV) and _depthwise(m), "bn": isinstance(m, _BN)}
+        plain = isinstance(m, nn.Linear) or (is_conv(m) and not is_depthwise(m))
+        ok = {"out": plain, "in": plain, "dw": is_depthwise(m), "bn": isinstance(m, BN_TYPES)}
         ok = ok.get(s.kind, False)
         if not ok:
             raise UnsupportedModelError(
                 f"group {g.name!r}: cannot prune a {s.kind!r} slice of {s.module} ({type(m).__name__}"
-                f"{', groups=%d' % m.groups if isinstance(m, _CONV) else ''}); supported: Conv (plain, grouped by "
+                f"{', groups=%d' % m.groups if is_conv(m) else ''}); supported: Conv (plain, grouped by "
                 f"whole conv groups, depthwise), Linear, BatchNorm"
             )
 
@@ -383,7 +369,7 @@ def _finish(
     d_params, module_ratios = 0, {}
     for i, name in enumerate(st.names):
         d_params += st.params(i, st.a[i], st.b[i]) - st.params(i, st.a0[i], st.b0[i])
-        if not isinstance(st.mods[i], _BN):
+        if not isinstance(st.mods[i], BN_TYPES):
             before = st.macs(i, st.a0[i], st.b0[i])
             module_ratios[name] = 1.0 - st.macs(i, st.a[i], st.b[i]) / before if before else 0.0
     params_before = sum(p.numel() for p in model.parameters())

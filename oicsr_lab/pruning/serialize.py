@@ -21,24 +21,23 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError, ConfigError
+from ..groups.geometry import BN_TYPES, is_conv
 from ..io import atomic_torch_save
 from .plan import Plan
 
 FORMAT = "oicsr-pruned"
 VERSION = 1
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_BN = nn.modules.batchnorm._BatchNorm
 
 
 def describe_widths(model: nn.Module) -> dict[str, dict[str, Any]]:
     """Per-module widths of every Conv/Linear/BatchNorm (the architecture's variable part)."""
     out: dict[str, dict[str, Any]] = {}
     for name, m in model.named_modules():
-        if isinstance(m, _CONV):
+        if is_conv(m):
             out[name] = {"type": type(m).__name__, "in": m.in_channels, "out": m.out_channels, "groups": m.groups}
         elif isinstance(m, nn.Linear):
             out[name] = {"type": type(m).__name__, "in": m.in_features, "out": m.out_features}
-        elif isinstance(m, _BN):
+        elif isinstance(m, BN_TYPES):
             out[name] = {"type": type(m).__name__, "num_features": m.num_features}
     return out
 
@@ -80,7 +79,7 @@ def _resize(model: nn.Module, widths: dict[str, dict[str, Any]], where: str) -> 
             found = type(m).__name__ if m is not None else "nothing"
             raise CheckpointError(f"{where}: architecture mismatch: expected {w.get('type')} at {name!r}, "
                                   f"base model has {found}")
-        if isinstance(m, _CONV):
+        if is_conv(m):
             m.in_channels, m.out_channels, m.groups = int(w["in"]), int(w["out"]), int(w["groups"])
             shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
             n_out = m.out_channels

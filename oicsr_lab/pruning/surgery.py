@@ -17,11 +17,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import PlanError
+from ..groups.geometry import BN_TYPES, CONV_TYPES, in_width, is_depthwise, is_grouped, out_width
 from .masks import MASK_HOOK_ATTR
-from .plan import Plan, _depthwise
-
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_BN = nn.modules.batchnorm._BatchNorm
+from .plan import Plan
 
 
 def _keep(size: int, removed: list[int], where: str) -> torch.Tensor:
@@ -41,7 +39,7 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
     ints: dict[str, int] = {}
     w = mod.weight.detach() if getattr(mod, "weight", None) is not None else None
     b = mod.bias.detach() if getattr(mod, "bias", None) is not None else None
-    if isinstance(mod, _CONV) and _depthwise(mod):
+    if is_depthwise(mod):
         if set(kinds) - {"dw"}:
             raise PlanError(f"plan does not match the model: depthwise conv {name} can only lose 'dw' channels")
         keep = _keep(mod.out_channels, kinds["dw"], f"{name}.channels")
@@ -49,13 +47,13 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
         ints = {"in_channels": len(keep), "out_channels": len(keep), "groups": len(keep)}
         if b is not None:
             tensors["bias"] = b.index_select(0, keep)
-    elif isinstance(mod, _CONV) and mod.groups > 1:
+    elif is_grouped(mod):
         return _shrink_grouped(name, mod, kinds, w, b)
-    elif isinstance(mod, (nn.Linear,) + _CONV):
+    elif isinstance(mod, (nn.Linear, *CONV_TYPES)):
         if set(kinds) - {"out", "in"}:
             raise PlanError(f"plan does not match the model: cannot apply {sorted(kinds)} to {name} ({mod})")
         lin = isinstance(mod, nn.Linear)
-        n_out, n_in = (mod.out_features, mod.in_features) if lin else (mod.out_channels, mod.in_channels)
+        n_out, n_in = out_width(mod), in_width(mod)
         keep_out = _keep(n_out, kinds.get("out", []), f"{name}.out")
         keep_in = _keep(n_in, kinds.get("in", []), f"{name}.in")
         nw = w
@@ -68,7 +66,7 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
             tensors["bias"] = b.index_select(0, keep_out)
         names = ("out_features", "in_features") if lin else ("out_channels", "in_channels")
         ints = {names[0]: len(keep_out), names[1]: len(keep_in)}
-    elif isinstance(mod, _BN):
+    elif isinstance(mod, BN_TYPES):
         if set(kinds) - {"bn"}:
             raise PlanError(f"plan does not match the model: BatchNorm {name} can only lose 'bn' entries")
         keep = _keep(mod.num_features, kinds["bn"], name)
