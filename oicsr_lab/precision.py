@@ -70,8 +70,11 @@ def resolve_train_precision(precision: str, device: str | torch.device = "cpu") 
     if precision == "fp32":
         return "fp32", None
     if kind == "cuda":
-        if precision == "bf16" or torch.cuda.is_bf16_supported():
+        if torch.cuda.is_bf16_supported():
             return "bf16", None
+        if precision == "bf16":
+            raise ConfigError("precision bf16 requested on a GPU without bf16 support; use --precision auto "
+                              "(fp16 mixed precision) or fp32")
         return "fp16", "this GPU has no bf16: mixed precision uses fp16 with a gradient scaler"
     if kind != "cpu":
         return "fp32", f"no mixed precision on device type {kind!r}: training in fp32"

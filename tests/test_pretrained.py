@@ -32,7 +32,7 @@ def test_ship_records_a_measured_entry(shipped_ci, sample_data) -> None:
     assert entry["storage"] == "float16" and entry["val_acc"] is not None and "lt20" in entry["energy"]
     blob = torch.load(root / entry["file"], weights_only=True)
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
-    model = pretrained(entry["model"], entry["reg"], entry["seed"], root=root)
+    model = pretrained(entry["model"], entry["reg"], entry["seed"], root=root, width=entry["width"])
     assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
     assert evaluate(model, sample_data, sample_data.test)["acc"] == pytest.approx(entry["test_acc"], abs=0.05)
 

@@ -49,7 +49,7 @@ TOLERANCE = {"ci": 5.0, "quick": 2.0, "course": 1.0, "paper": 1.0}  # points of 
 GRID_SPAN = {  # (low, high) of the log grid, per preset: GL-family strength, L1-BN strength
     "ci": ((0.2, 0.8), (1e-2, 1e-1)),
     "quick": ((0.0884, 0.354), (7.07e-3, 2.83e-2)),
-    "course": ((2.5e-3, 2.5e-2), (2e-4, 3.2e-3)),
+    "course": ((7.07e-3, 2.83e-2), (5e-4, 2e-3)),  # sized for `--epochs 6` (sum lr ~116), then transferred
     "paper": ((2.5e-5, 4e-4), (2.5e-6, 4e-5)),
 }
 STEPS_PER_OCTAVE = 2  # grid points per doubling of lambda (ratio sqrt(2))
@@ -210,6 +210,8 @@ def calibrate(
     root = Path(out or f"reports/calibrate-{preset}")
     spec = build_spec(preset, regs=regs, epochs=epochs)
     target = build_spec(preset, regs=regs)
+    if not spec["base_config"].get("val_images"):
+        raise ConfigError(f"preset {preset!r} holds out no validation images; calibration needs them (val_images)")
     configs: dict[str, tuple] = {}
     for reg in regs:
         grid = (grids or {}).get(reg) or default_grid(preset, reg)

@@ -27,18 +27,23 @@ FINETUNE_COLUMNS = ("model", "reg", "seed", "criterion", "ratio", "achieved_rati
 def best_criterion(sweep_rows: list[dict[str, Any]]) -> str:
     """The criterion with the highest mean *validation* accuracy before retraining over the pruned ratios.
 
-    Floors (random, uniform) are never chosen; ties go to out-in energy, then alphabetical order.
-    Rows without validation accuracy (no held-out split) fall back to out-in energy.
+    Floors (random, uniform) are never chosen; the means are taken over the ratios every candidate
+    reached (a plan the caps made unreachable leaves a gap); ties go to out-in energy, then
+    alphabetical order. Rows without validation accuracy (no held-out split) fall back to out-in energy.
     """
-    acc: dict[str, list[float]] = {}
+    acc: dict[str, dict[float, float]] = {}
     for r in sweep_rows:
         v = r.get("val_acc_before_retrain")
-        if r["criterion"] in FLOORS or float(r["ratio"]) == 0 or v in (None, ""):
+        if r["criterion"] in FLOORS or float(r["ratio"]) == 0 or v in (None, "") or v != v:
             continue
-        acc.setdefault(r["criterion"], []).append(float(v))
+        acc.setdefault(r["criterion"], {})[float(r["ratio"])] = float(v)
     if not acc:
         return "out_in"
-    return max(sorted(acc), key=lambda c: (sum(acc[c]) / len(acc[c]), c == "out_in"))
+    common = set.intersection(*(set(by) for by in acc.values()))  # compare at ratios every candidate reached
+    if not common:
+        return "out_in"
+    mean = {c: sum(by[x] for x in common) / len(common) for c, by in acc.items()}
+    return max(sorted(mean), key=lambda c: (mean[c], c == "out_in"))
 
 
 def finetune_cached(

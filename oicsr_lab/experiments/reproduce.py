@@ -112,7 +112,8 @@ def reproduce(
     """
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
-    total_threads = threads if threads is not None else (auto_threads() or os.cpu_count() or 1)
+    env_threads = int(os.environ["OICSR_LAB_THREADS"]) if os.environ.get("OICSR_LAB_THREADS") else None
+    total_threads = threads or env_threads or auto_threads() or os.cpu_count() or 1
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}; pass e.g. --jobs 2")
     set_threads(total_threads)

@@ -140,6 +140,7 @@ def train_cached(
             "reg_value": last.get("reg_value"), "train_images": len(trainer.train_split),
             "test_images": len(trainer.test_split), "wall_s": time.perf_counter() - t0,
             "epoch_time_s": [r["epoch_time_s"] for r in history], "resumed": resumed,
+            "precision": trainer.precision,
         }
 
     result, hit = cached(folder, compute)

@@ -136,11 +136,29 @@ def _strengths(gl: float, l1bn: float, mode: dict[str, Any]) -> dict[str, dict[s
     }
 
 
+def _calibrated(gl: float, oicsr_gl: float, l1bn: float, mode: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A strength table whose GL and OICSR-GL values were calibrated separately (GrOWL: half of each)."""
+    table = _strengths(gl, l1bn, mode)
+    table["oicsr_gl"]["strength"] = oicsr_gl
+    table["oicsr_growl"]["strength"] = oicsr_gl / 2
+    return table
+
+
+# quick: `oicsr-lab calibrate --preset quick --regs l2,gl,oicsr_gl,l1bn --seeds 100` (validation split, the rule in
+# experiments/calibrate.py; docs/results/calibrate-quick/calibration.md). course: quick's calibrated lambda x sum(lr)
+# transferred to course's 50 epochs (sum lr 7.2 -> 879), the rule the previous 6-epoch course run confirmed.
+_QUICK_SUM_LR, _COURSE_SUM_LR = 7.17, 879.0
 STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {
     "ci": _strengths(6e-1, 5e-2, PROX_BN),
-    "quick": _strengths(2.5e-1, 2e-2, PROX_BN),
-    "course": _strengths(6e-3, 5.5e-4, PROX_BN),  # quick's lambda * sum(lr) at 15 epochs (see the table above)
+    "quick": _calibrated(0.177, 0.25, 0.02, PROX_BN),
+    "course": _calibrated(*(float(f"{v * _QUICK_SUM_LR / _COURSE_SUM_LR:.3g}") for v in (0.177, 0.25, 0.02)), PROX_BN),
     "paper": _strengths(1e-4, 1e-5, {"mode": "subgradient"}),
+}
+STRENGTH_SOURCE = {
+    "ci": "ci keeps quick's lambda x sum(lr) of the earlier (test-split) calibration; ci numbers are smoke tests only",
+    "quick": "oicsr-lab calibrate --preset quick on the validation split (seed 100; GrOWL: half of GL's, not calibrated)",
+    "course": "quick's validation-calibrated lambda x sum(lr) transferred to 50 epochs; course calibration pending",
+    "paper": "the paper's subgradient form at Network Slimming's published 1e-5 scale; not calibrated here",
 }
 
 RATIOS_FULL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -240,6 +258,7 @@ def build_spec(
         raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
     return {
         "preset": preset_name, "base_config": base.to_dict(), "regs": regs, "strengths": {r: table[r] for r in regs},
+        "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
         "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS},

@@ -79,9 +79,10 @@ def protocol_tables(report: str | Path) -> str:
     sweep = _load(report, "sweep.csv").to_dict("records")
     classes = summary.get("data", {}).get("classes") or 10
     n = len(summary["seeds"])
-    where = (f"Test accuracy (%), mean [95 % Student-t interval] over {n} seed(s) {summary['seeds']}; every choice "
-             f"(strengths, each method's criterion) made on the validation split held out of the training data, "
-             f"never on the test split. Chance: {100 / classes:.0f} %.")
+    source = summary["config"].get("strength_source", "not recorded (an older report)")
+    where = (f"Test accuracy (%), mean [95 % Student-t interval] over {n} seed(s) {summary['seeds']}; each method's "
+             f"criterion chosen on the validation split held out of the training data, never on the test split; "
+             f"strengths: {source}. Chance: {100 / classes:.0f} %.")
     b = before_retraining(sweep)
     ratios = [r for r in b["ratios"] if r > 0]
     head = "| method | ranking | dense | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |"

@@ -59,11 +59,13 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def find(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, root: str | Path | None = None) -> dict[str, Any]:
-    """The manifest entry for (model, reg, seed); ConfigError listing what is shipped otherwise."""
+def find(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, root: str | Path | None = None,
+         width: float = 1.0) -> dict[str, Any]:
+    """The manifest entry for (model, width, reg, seed); ConfigError listing what is shipped otherwise."""
     entries = list_pretrained(root)
     for e in entries:
-        if e["model"] == model and e["reg"] == reg and int(e["seed"]) == int(seed):
+        if (e["model"] == model and e["reg"] == reg and int(e["seed"]) == int(seed)
+                and float(e.get("width", 1.0)) == float(width)):
             return e
     have = ", ".join(f"{e['model']}/{e['reg']}/seed {e['seed']}" for e in entries) or "none"
     raise ConfigError(f"no shipped model {model}/{reg}/seed {seed}; shipped: {have} "
@@ -89,12 +91,12 @@ def load_entry(entry: dict[str, Any], root: str | Path | None = None, device: st
 
 
 def pretrained(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, device: str | torch.device = "cpu",
-               root: str | Path | None = None) -> nn.Module:
+               root: str | Path | None = None, width: float = 1.0) -> nn.Module:
     """The shipped network trained under ``reg`` with ``seed``, ready for evaluation (fp32, eval mode).
 
     ``reg``: l2, gl, l1bn, oicsr_gl (and others where shipped); see :func:`list_pretrained`.
     """
-    return load_entry(find(model, reg, seed, root), root, device)
+    return load_entry(find(model, reg, seed, root, width), root, device)
 
 
 def ship(run_folder: str | Path, data, out: str | Path | None = None, command: str = "",
@@ -113,7 +115,8 @@ def ship(run_folder: str | Path, data, out: str | Path | None = None, command: s
     model, blob = load_trained(Path(run_folder) / "checkpoint.pt")
     cfg = blob["config"]
     seed, reg = int(cfg.get("seed", 0)), cfg.get("reg", "l2")
-    name = f"{cfg['model']}-{reg}-s{seed}"
+    width = float(cfg.get("width", 1.0))
+    name = f"{cfg['model']}{'' if width == 1.0 else f'x{width:g}'}-{reg}-s{seed}"
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     file = root / f"{name}.pt"
     atomic_torch_save({"format": FORMAT, "name": name, "state_dict": state}, file)

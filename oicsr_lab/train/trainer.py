@@ -251,6 +251,10 @@ class Trainer:
         if changed:  # lr/momentum/weight decay come back from the optimizer state; the rest follows the new config
             warnings.warn(f"resuming {self.checkpoint_path} with settings that differ from the checkpoint's: "
                           f"{', '.join(changed)}; the run will not match an uninterrupted one")
+        if blob.get("precision") and blob["precision"] != self.precision:
+            warnings.warn(f"resuming {self.checkpoint_path}, trained in {blob['precision']}, in {self.precision} "
+                          f"(precision={self.config.precision!r} resolves differently here); the run will not "
+                          f"match an uninterrupted one")
         self.load_state(blob)
         return True
 
@@ -328,12 +332,15 @@ class Trainer:
                 total.backward()
             if reg is not None:
                 reg.after_backward(self.model)
+            stepped = True
             if self.scaler is not None:
+                scale = self.scaler.get_scale()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                stepped = self.scaler.get_scale() >= scale  # a lowered scale: inf gradients, the step was skipped
             else:
                 self.optimizer.step()
-            if reg is not None:
+            if reg is not None and stepped:
                 reg.after_step(self.model, self.optimizer.param_groups[0]["lr"])
             self.scheduler.step()
             loss_sum += loss.detach() * len(y)
