@@ -237,7 +237,8 @@ def test_table1_html_and_figure():
 # ---------------------------------------------------------------- saving and the report
 def test_save_figure_formats(energies, tmp_path):
     written = P.save_figure(P.static_energy_distribution(energies), tmp_path / "out" / "fig3")
-    assert [p.name for p in written] == ["fig3.png", "fig3.pdf"]
+    assert [p.name for p in written] == ["fig3.png", "fig3.pdf", "fig3.svg"]
+    assert written[2].read_text().lstrip().startswith("<?xml")
     with Image.open(written[0]) as im:
         im.verify()
         assert im.size[0] > 400
