@@ -82,7 +82,7 @@ def test_the_checker_finds_a_missing_path() -> None:
     """The scan above can fail: a dangling path, link or bare name is reported; real ones are not."""
     doc = REPO / "docs" / "x.md"
     text = ("see docs/oicsr-reference.md section 5, [m](method.md), [gone](gone.md), `nothing_here.py`, "
-            "`bench_widgets.py`, reports/<preset>/index.html, docs/results/<run>/, oicsr_lab/cli.py")
+            "`bench_widgets.py`, reports/<preset>/index.html, docs/results/<run>/, oicsr_lab/cli/train.py")
     assert missing_references(doc, text) == ["docs/oicsr-reference.md", "gone.md", "nothing_here.py"]
 
 

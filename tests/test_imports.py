@@ -92,10 +92,8 @@ def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
 
 
 def is_cli(name: str) -> bool:
-    """True for command-line modules: ``oicsr_lab.cli`` (and anything in it), ``oicsr_lab.__main__``, and
-    (until they move into the CLI package) the subcommand modules ``pruning.cli`` and ``experiments.cli``."""
-    return (name in ("oicsr_lab.cli", "oicsr_lab.__main__") or name.startswith("oicsr_lab.cli.")
-            or name.rpartition(".")[2] == "cli")
+    """True for command-line modules: ``oicsr_lab.cli`` (and anything in it) and ``oicsr_lab.__main__``."""
+    return name in ("oicsr_lab.cli", "oicsr_lab.__main__") or name.startswith("oicsr_lab.cli.")
 
 
 def describe(graph: dict[str, dict[str, int]], cycle: list[str]) -> str:
@@ -116,6 +114,23 @@ def test_no_library_module_imports_the_cli():
     offenders = [f"{m} imports {t} (line {ln})" for m, targets in graph.items() if not is_cli(m)
                  for t, ln in targets.items() if is_cli(t)]
     assert not offenders, "library modules must not import the CLI: " + "; ".join(offenders)
+
+
+def test_command_line_code_lives_only_in_the_cli_package():
+    strays = [m for m in import_graph(PACKAGE_DIR) if m.rpartition(".")[2] == "cli" and m != "oicsr_lab.cli"]
+    assert not strays, f"command-line modules outside oicsr_lab.cli: {strays}"
+    assert (PACKAGE_DIR / "cli" / "__init__.py").is_file()
+    assert not (PACKAGE_DIR / "cli.py").exists(), "oicsr_lab/cli.py would be shadowed by the oicsr_lab/cli/ package"
+
+
+def test_every_subcommand_module_is_registered():
+    """One module per subcommand under oicsr_lab/cli/, each in COMMANDS (registered in one place)."""
+    from oicsr_lab.cli import COMMANDS
+
+    files = {p.stem for p in (PACKAGE_DIR / "cli").glob("*.py")} - {"__init__", "common"}
+    assert {c.__name__.rpartition(".")[2] for c in COMMANDS} == files
+    assert [c.NAME for c in COMMANDS] == ["train", "eval", "info", "pretrained", "prune", "reproduce", "tables",
+                                          "calibrate"]
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

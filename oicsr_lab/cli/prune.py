@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cli import add_train_args, config_from_args, subcommand
 from ..errors import CheckpointError, ConfigError
+from .common import AUTO_THREADS_HELP, add_train_args, config_from_args, set_help
+
+NAME = "prune"
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_args(p: argparse.ArgumentParser) -> None:
     """Options of ``prune`` (plus the training options, which override the run's config)."""
     p.add_argument("--from", dest="source", default=None,
                    help="a training run folder or its checkpoint.pt, a prune output folder or any .pt it saved, or a "
@@ -30,9 +32,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/prune-<model>-<reg>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted prune run in --out")
     add_train_args(p)
-    for action in p._actions:
-        if action.dest == "threads":
-            action.help = "CPU threads for torch (default: the idle cores by load average, at least 1)"
+    set_help(p, "threads", AUTO_THREADS_HELP)
 
 
 _FIELDS = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
@@ -56,15 +56,14 @@ def load_source(path: str | Path, reg: str | None = None, seed: int | None = Non
                                  **{k: v for k, v in arch.get("kwargs", {}).items() if k == "width"}}}
 
 
-@subcommand("prune", _args)
-def cmd_prune(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Prune iteratively to a FLOPs target (Algorithm 1 per step, retraining with the regulariser between)."""
     from ..data import load_dataset
     from ..experiments.reproduce import auto_threads
     from ..locate import is_report_folder
     from ..models import build_model
+    from ..pruning.iterative import PipelineSettings, prune_iteratively
     from ..train import TrainConfig, set_threads
-    from .iterative import PipelineSettings, prune_iteratively
 
     # every option checked before anything is loaded, printed or written
     PipelineSettings(target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,
@@ -122,7 +121,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         retrain_lr=args.retrain_lr, device=args.device, show_progress=False if args.no_progress else None,
     )
     from ..experiments.report import write_csv
-    from .iterative import PIPELINE_COLUMNS
+    from ..pruning.iterative import PIPELINE_COLUMNS
 
     write_csv(out / "pipeline.csv", res.rows(cfg.reg), PIPELINE_COLUMNS)
     for r in res.records:

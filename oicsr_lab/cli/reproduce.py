@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_common, subcommand
 from ..errors import ConfigError
-from .spec import ALL_REGS, REPRODUCE, parse_list
+from ..experiments.spec import ALL_REGS, REPRODUCE, parse_list
+from .common import AUTO_THREADS_HELP, add_common, set_help
+
+NAME = "reproduce"
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_args(p: argparse.ArgumentParser) -> None:
     """Options of ``reproduce``."""
     p.add_argument("--preset", default="quick", choices=sorted(REPRODUCE),
                    help="budget: ci (<3 min), quick (<=15 min on 2 cores), course (hours), paper (GPU)")
@@ -44,9 +46,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for independent runs (default: the idle cores, one thread each)")
     add_common(p)
-    for action in p._actions:
-        if action.dest == "threads":
-            action.help = "CPU threads for torch (default: the idle cores by load average, at least 1)"
+    set_help(p, "threads", AUTO_THREADS_HELP)
 
 
 def _strengths(items: list[str]) -> dict[str, float]:
@@ -63,10 +63,9 @@ def _strengths(items: list[str]) -> dict[str, float]:
     return out
 
 
-@subcommand("reproduce", _args)
-def cmd_reproduce(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Train under each regulariser, sweep FLOPs ratios, prune iteratively, and write the report (cached)."""
-    from .reproduce import reproduce
+    from ..experiments.reproduce import reproduce
 
     summary = reproduce(
         args.preset, args.out, model=args.model, dataset=args.dataset, width=args.width,
@@ -83,59 +82,4 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
           f"{summary['cache']['computed']} computed, {summary['cache']['hit']} cached)")
     for seed, by_reg in summary["runs"].items():
         print("  seed " + seed + ": " + ", ".join(f"{reg} {r['test_acc']:.1f}%" for reg, r in by_reg.items()))
-    return 0
-
-
-def _tables_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("report", help="a reproduce output folder, e.g. reports/quick")
-
-
-@subcommand("tables", _tables_args)
-def cmd_tables(args: argparse.Namespace) -> int:
-    """Print a reproduce report's results as markdown tables (for docs and notes)."""
-    from .tables import report_tables
-
-    print(report_tables(args.report))
-    return 0
-
-
-def _calibrate_args(p: argparse.ArgumentParser) -> None:
-    """Options of ``calibrate``."""
-    p.add_argument("--preset", default="quick", choices=sorted(REPRODUCE), help="budget and data of the runs")
-    p.add_argument("--out", help="folder for the runs and calibration.{json,md} (default: reports/calibrate-<preset>)")
-    p.add_argument("--regs", help="comma-separated regularisers (default: all six; l2 is always included)")
-    p.add_argument("--seeds", help="comma-separated calibration seeds (default: 100,101, disjoint from reproduce's)")
-    p.add_argument("--epochs", type=int, help="epochs per run (default: the preset's reproduce budget); "
-                                              "shorter budgets are transferred by lambda x sum(lr)")
-    p.add_argument("--grid", action="append", default=[], metavar="REG=V1,V2,...",
-                   help="this regulariser's lambda grid (default: the preset's log grid, sqrt(2) steps)")
-    p.add_argument("--tolerance", type=float, help="validation-accuracy points below L2 still accepted")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: --threads, one thread each)")
-    add_common(p)
-
-
-def _grids(items: list[str]) -> dict[str, list[float]]:
-    """``["gl=0.1,0.2"]`` -> ``{"gl": [0.1, 0.2]}``."""
-    out = {}
-    for kv in items:
-        reg, sep, vals = kv.partition("=")
-        values = parse_list(vals, float) if sep else None
-        if not values or reg.strip() not in ALL_REGS:
-            raise ConfigError(f"--grid {kv!r} must be REG=V1,V2,... with REG in {', '.join(ALL_REGS)}")
-        out[reg.strip()] = values
-    return out
-
-
-@subcommand("calibrate", _calibrate_args)
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Choose each regulariser's strength on the validation split by one rule (writes calibration.md)."""
-    from .calibrate import calibrate
-
-    rec = calibrate(args.preset, args.out, regs=parse_list(args.regs), seeds=parse_list(args.seeds, int),
-                    epochs=args.epochs, grids=_grids(args.grid), tolerance=args.tolerance, jobs=args.jobs,
-                    threads=args.threads, data_dir=args.data_dir, device=args.device,
-                    show_progress=False if args.no_progress else None)
-    for reg, c in rec["choice"].items():
-        print(f"{reg}: lambda {c['strength']:g} (val acc {c['val_acc']['mean']:.1f}"
-              f"{'' if c['within'] else ', none within tolerance'}; at the preset's budget {c['transferred']:.3g})")
     return 0
