@@ -46,8 +46,8 @@ from typing import Any
 
 from ..groups.types import ChannelGroup, GroupSet
 from .core import L2, GroupNorm, Regularizer
+from .index_plan import Entry, PartSpec, out_in_parts, separated_parts
 from .options import GROWL_NAMES, NAMES, Options, check_name, check_options, check_strength, select_groups
-from .plan import Entry, PartSpec, out_in_parts, separated_parts
 
 
 def _bn_parts(groups: list[ChannelGroup]) -> list[PartSpec]:

@@ -1,7 +1,7 @@
 """The regulariser objects: the trainer's three hooks plus ``value`` for logging.
 
 All structured penalties share one form, ``R(W) = lambda_s * sum_c w_c * ||g_c||_2`` over
-channel vectors ``g_c`` (see :mod:`.plan` for which tensor slices form ``g_c``):
+channel vectors ``g_c`` (see :mod:`.index_plan` for which tensor slices form ``g_c``):
 
 * subgradient form (default): ``||g|| = sqrt(sum g^2 + eps)`` and
   ``dR/dg_c = lambda_s * w_c * g_c / ||g_c||``, added straight to ``.grad`` after backward
@@ -26,9 +26,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
+from .index_plan import BoundPlan, PartSpec, PlanCache, size_weights
 from .options import Options, check_strength
 from .owl import growl_theta, owl_prox_sorted
-from .plan import BoundPlan, PartSpec, PlanCache, size_weights
 
 
 class Regularizer:
