@@ -1,4 +1,4 @@
-"""Synthetic results in the schema of ``reproduce`` (for tests, demos and widget development only).
+"""Synthetic results in the schema of ``reproduce``, for the figure tests (tests/test_plots.py).
 
 The numbers are made up to *look* like the paper's trends (OICSR-GL separates channels most
 sharply and keeps the most accuracy); they are never results. Every object is labelled
@@ -49,7 +49,7 @@ def synthetic_energies(regs=REGS, depth: int = 56, seed: int = 0) -> dict[str, A
 def synthetic_sweep(regs=REGS, models=("resnet56", "vgg16_bn"), seeds=(0, 1),
                     ratios=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), normalizes=("layer_max",), seed: int = 0) -> pd.DataFrame:
     """sweep.csv-like frame: accuracy before retraining per model, reg, criterion, ratio and seed."""
-    from .style import OWN_CRITERION
+    from oicsr_lab.plots.style import OWN_CRITERION
 
     rng = np.random.default_rng(seed)
     rows = []

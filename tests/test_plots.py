@@ -13,8 +13,9 @@ from PIL import Image
 
 from oicsr_lab import plots as P
 from oicsr_lab.errors import ConfigError
-from oicsr_lab.plots import synthetic as S
 from oicsr_lab.plots.style import REG_STYLES, order_regs, reg_style
+
+import synthetic as S
 
 REGS4 = ["l2", "gl", "l1bn", "oicsr_gl"]
 LABELS4 = ["L2", "GL", "L1-BN", "OICSR-GL"]
