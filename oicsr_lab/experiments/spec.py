@@ -1,112 +1,9 @@
 """What ``reproduce`` runs at each preset: training budget, regulariser strengths, sweep and pipeline.
 
-Strengths (``lambda_s``) per preset and regulariser, and why
----------------------------------------------------------------
-The paper does not publish ``lambda_s``. The reference (section 2, "a measured caution") found
-that *subgradient* group penalties barely move any channel within a teaching budget, whereas a
-*proximal* group step (after each SGD step every group is scaled by
-``max(0, 1 - lr*lambda/||g||)``) makes the regulariser act. The total proximal shrinkage of a
-group norm is ``lambda * sum_t lr_t`` (``sum lr`` ~ 8 at quick: 156 steps, onecycle peaking at
-0.1; ~3.2 at ci: 62 steps, cosine from 0.1), so ``ci`` keeps quick's product.
-
-==========  =====================================  ===================  ====================
-preset      gl / oicsr_gl                          growl / oicsr_growl  l1bn (sign subgrad.)
-==========  =====================================  ===================  ====================
-ci          6e-1, proximal, include_bn             3e-1 (same options)  5e-2
-quick       2.5e-1, proximal, include_bn           1.25e-1              2e-2
-course      6e-3, proximal, include_bn             3e-3                 5.5e-4
-paper       1e-4, subgradient (faithful)           5e-5                 1e-5
-==========  =====================================  ===================  ====================
-
-* GL and OICSR-GL always share strength and options (a fair comparison); GrOWL takes half the
-  GL value (its largest weight is ``2 * lambda1`` with the default ``p=0.5``, so the mean weight
-  matches GL's). ``l2``: weight decay only (``strength`` 0).
-* ``include_bn`` (BN gamma/beta join each group) at ci/quick: a conv followed by BatchNorm is
-  scale-invariant, so without gamma the out-part of a group can shrink with nothing in the loss
-  resisting; gamma is what the loss defends. Measured below: without gamma ``2e-1`` does nothing
-  and ``3e-1`` collapses; with gamma ``2.5e-1`` gives a partial concentration (``2.5e-1``
-  without gamma was not measured, so the threshold, not gamma, may do most of the work).
-* ``l1bn``: Network Slimming's sign subgradient on BN ``gamma`` (``1e-5`` over ~62k steps in its
-  ResNet setting). It too has a threshold at quick: ``1e-2`` leaves every gamma above 5% of its
-  layer max, ``2e-2`` pushes 74% of them below (-8 points). The proximal soft-threshold of gamma
-  (``mode=proximal``) acts far less per unit of lambda (plausibly because momentum 0.9 amplifies
-  the sign subgradient ~10x, while the proximal step is applied outside the optimizer), so the
-  sign form is kept.
-
-Calibration (``benchmarks/calibrate_strengths.py``, one seed, one thread): each run trained
-exactly as reproduce would, then: dense test accuracy; fraction of the 336 prunable out-in-channels
-whose out-in energy is below 5% / 20% of its layer's largest; fraction of exactly-zero out-filters
-(``g=0``: of exactly-zero BN gammas; ``g<5%``: of gammas below 5% of their layer's
-largest); accuracy before retraining at 30% / 50% FLOPs removed (Algorithm 1,
-out-in energy, layer_max, cap 0.9, masks, 1,000 test images)::
-
-    OMP_NUM_THREADS=1 python benchmarks/calibrate_strengths.py --preset quick --threads 1 \\
-        --regs l2,oicsr_gl,gl --strengths 4e-2,1e-1,2e-1,2.5e-1,3e-1,4e-1 \\
-        --options mode=proximal --options mode=proximal,include_bn=True \\
-        --l1bn-strengths 1e-2,2e-2,4e-2 --l1bn-options - --l1bn-options mode=proximal
-
-    quick (ResNet-20, 5,000 images, 4 epochs; 1,000 test images for p30/p50)
-    reg       lambda  options           acc   <5%  <20%  zero  g=0   g<5%  p30   p50
-    l2        0       -                 47.0   0%   0%    0%   0%    0%   29.7  12.6
-    oicsr_gl  4e-2    proximal          47.1   0%   0%    0%   0%    0%   21.4  12.5
-    oicsr_gl  1e-1    proximal          50.5   0%   0%    0%   0%    0%   19.9  18.3
-    oicsr_gl  2e-1    proximal          47.5   0%   2%    0%   0%    0%   23.3  15.1
-    oicsr_gl  3e-1    proximal          27.8  65%  81%   21%   0%    0%   27.9  23.2
-    oicsr_gl  4e-1    proximal          31.0  84%  91%   60%   0%    0%   31.0  31.0
-    gl        3e-1    proximal          41.2   0%   0%    0%   0%    0%   12.2  13.4
-    oicsr_gl  2e-1    proximal+bn       49.3   0%   0%    0%   0%    0%   25.6  12.4
-    oicsr_gl  2.5e-1  proximal+bn       43.8   4%  16%    1%   1%    1%   26.5  17.9   <- quick
-    oicsr_gl  3e-1    proximal+bn       30.4  68%  81%   50%  50%   58%   30.4  30.1
-    gl        2e-1    proximal+bn       47.7   0%   0%    3%   3%    7%   19.2  17.6
-    gl        2.5e-1  proximal+bn       40.0   0%   0%   47%  47%   53%   20.8  10.2   <- quick
-    gl        3e-1    proximal+bn       37.5   0%   0%   69%  69%   74%   31.4  19.1
-    l1bn      1e-2    sign subgradient  46.4   0%   0%    0%   0%    0%   25.0  14.2
-    l1bn      2e-2    sign subgradient  39.0   0%   0%    0%   0%   74%   20.1   9.7   <- quick
-    l1bn      4e-2    sign subgradient  30.9   0%   0%    0%   0%   84%   10.0  10.0
-    l1bn      1e-1    proximal          45.6   0%   0%    0%   0%    0%   22.0  16.8
-
-    ci (ResNet-20 x0.25, 1,000 images, 2 epochs; accuracies near chance, 500 test images)
-    l2        0       -                 21.0   0%   0%    0%   0%    0%   19.6  18.6
-    oicsr_gl  4e-1    proximal+bn       22.0   0%   0%    0%   0%    0%   14.6  12.2
-    oicsr_gl  6e-1    proximal+bn       16.6   1%  15%    0%   0%    0%   14.4  12.6   <- ci
-    oicsr_gl  8e-1    proximal+bn        8.6  79%  81%   70%  70%   74%    8.6   8.6
-    gl        4e-1    proximal+bn       23.2   0%   0%    0%   0%    0%   10.2  10.2
-    gl        6e-1    proximal+bn       11.8   0%   0%   49%  49%   51%    9.6   8.6   <- ci
-    gl        8e-1    proximal+bn       16.6   0%   0%   73%  73%   74%   16.6  15.4
-    l1bn      2.5e-2  sign subgradient  23.2   0%   0%    0%   0%    0%   14.4  17.2
-    l1bn      5e-2    sign subgradient  16.8   0%   0%    0%   0%   38%   11.4  10.2   <- ci
-    l1bn      2.5e-1  sign subgradient   9.8   0%   0%    0%   0%   27%    9.6  10.2
-    l1bn      2.5e-1  proximal          18.0   0%   0%    0%   1%    2%   15.4  12.4
-
-Reading: the proximal group step has a *threshold*, not a slope. Below it (``<= 2e-1`` at quick)
-no channel falls under 20% of its layer max and Figure 3 looks like L2's; above it (``>= 3e-1``)
-most channels collapse to exact zeros and accuracy drops to ~30%. ``2.5e-1`` with gamma in the
-group sits just above the threshold: OICSR-GL pushes 16% of the out-in-channels under 20% of
-their layer max (4% under 5%) for -3 points of dense accuracy, and GL (same lambda, options)
-zeroes 47% of out-filters and their gammas (-7 points) while the consumers' in-columns keep
-their energy -- the out-in coupling in one table; L1-BN at ``2e-2`` likewise drives most gammas
-near zero (-8 points). ci keeps quick's ``lambda * sum lr`` (x2.5) and shows the same
-pattern more weakly, at near-chance accuracy. The threshold makes the quick value sensitive
-to seed and budget (one seed measured); if a rerun collapses, lower it towards ``2e-1``. The
-before-retraining ordering at 30-50% is within single-seed noise: claims about Figure 4 need
-several seeds and longer training (course/paper).
-
-course (ResNet-20, full CIFAR-10, ``--epochs 6``: 2,346 steps, ``sum lr`` ~ 117; 2,000 test images)::
-
-    OMP_NUM_THREADS=1 python benchmarks/calibrate_strengths.py --preset course --epochs 6 --threads 1 \\
-        --regs oicsr_gl --strengths 1e-1,1.5e-2 --options mode=proximal,include_bn=True --test-images 2000
-
-    oicsr_gl  1e-1    proximal+bn       72.4  88%  90%   88%  88%   88%   73.1  73.1
-    oicsr_gl  1.5e-2  proximal+bn       80.7   1%  15%    0%   0%    0%   66.3  21.1   <- course, 6 epochs
-
-The threshold moves with the budget: ``1e-1`` zeroes 88% of the channels at course (-8 points),
-far past quick's threshold, while ``1.5e-2`` -- quick's ``lambda * sum lr`` (2.0) divided by
-course's ``sum lr`` -- concentrates 15% of the out-in-channels under 20% of their layer max at
-no cost in dense accuracy (l2: 80.3). So course keeps quick's product: ``1.5e-2`` (GL,
-OICSR-GL) and ``1.4e-3`` (L1-BN) at 6 epochs, the values of the recorded course run
-(docs/results.md section 4); the table's 15-epoch defaults ``6e-3`` / ``5.5e-4`` follow the
-same rule and are not measured.
-Every choice is written to ``summary.json``.
+Each preset's regulariser strengths are ``STRENGTHS`` below, with where each value comes from in
+``STRENGTH_SOURCE`` (recorded in every ``summary.json``). The calibrations behind them, their
+tables and how to rerun them are in docs/results.md ("Calibration at quick" and section 5) and
+docs/method.md.
 """
 
 from __future__ import annotations
@@ -121,7 +18,7 @@ from .sweep import PROTOCOL_CRITERIA
 DEFAULT_REGS = ("l2", "gl", "l1bn", "oicsr_gl")
 ALL_REGS = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
 PROX = {"mode": "proximal"}
-PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: see the table above
+PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: docs/results.md, calibration
 
 
 def _strengths(gl: float, l1bn: float, mode: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -156,7 +53,8 @@ STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {
 }
 STRENGTH_SOURCE = {
     "ci": "ci keeps quick's lambda x sum(lr) of the earlier (test-split) calibration; ci numbers are smoke tests only",
-    "quick": "oicsr-lab calibrate --preset quick on the validation split (seed 100; GrOWL: half of GL's, not calibrated)",
+    "quick": ("oicsr-lab calibrate --preset quick on the validation split (seed 100; GrOWL: half of GL's, "
+              "not calibrated)"),
     "course": "quick's validation-calibrated lambda x sum(lr) transferred to 50 epochs; course calibration pending",
     "paper": "the paper's subgradient form at Network Slimming's published 1e-5 scale; not calibrated here",
 }
