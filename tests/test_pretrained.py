@@ -68,8 +68,9 @@ def test_the_package_ships_models() -> None:
     assert sum(e["bytes"] for e in SHIPPED) <= 20e6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the 50-epoch bf16 L2 run on 45k images reached 86.69 % (docs/results.md "
-                                       "section 6); the >= 88 % recipe is not found yet. Strict: passing means update this")
+@pytest.mark.xfail(strict=True, reason="issue 15: the 50-epoch bf16 L2 run on 45k images reached 86.69 % "
+                                       "(docs/results.md section 6); the >= 88 % recipe is not found yet. "
+                                       "Strict: passing means update this")
 def test_a_shipped_l2_reaches_88_percent() -> None:
     assert max(e["test_acc"] for e in SHIPPED if e["reg"] == "l2") >= 88.0
 
