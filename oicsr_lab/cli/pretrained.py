@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..errors import ConfigError
 from .common import add_common
@@ -15,7 +16,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     """Options of ``pretrained``."""
     p.add_argument("action", choices=("list", "ship"), help="list: the shipped models; ship: add a run (maintainers)")
     p.add_argument("run", nargs="?", help="ship: a finished training run folder (e.g. reports/course/runs/l2-...)")
-    p.add_argument("--data", dest="dataset", default="cifar10", help="ship: the run's data set (default: cifar10)")
+    p.add_argument("--data", dest="dataset", default=None,
+                   help="ship: the run's data set (default: the one it trained on)")
     p.add_argument("--command", default="", help="ship: the command that regenerates the run (recorded)")
     add_common(p)
 
@@ -41,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from ..train import set_threads
 
     set_threads(args.threads)
-    entry = ship(args.run, load_dataset(args.dataset, root=args.data_dir), command=args.command,
+    from ..train import load_checkpoint
+
+    dataset = args.dataset or load_checkpoint(Path(args.run) / "checkpoint.pt")["config"]["dataset"]
+    entry = ship(args.run, load_dataset(dataset, root=args.data_dir), command=args.command,
                  sample=load_dataset("cifar10-sample", root=args.data_dir))
     print(json.dumps({k: v for k, v in entry.items() if k != "config"}, indent=1))
     return 0
