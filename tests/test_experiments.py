@@ -169,8 +169,13 @@ def test_data_identity_is_what_reproduce_keys_runs_by(ci):
 def test_spec_choices_and_errors():
     spec = build_spec("quick", regs=["l2", "oicsr_gl", "growl"], strengths={"growl": 1e-3})
     assert spec["runs"]["oicsr_gl"]["reg_options"] == {"mode": "proximal", "include_bn": True}
-    for p in ("ci", "quick", "course", "paper"):  # GL and OICSR-GL are compared at equal settings
-        assert STRENGTHS[p]["gl"] == STRENGTHS[p]["oicsr_gl"], p
+    for p in ("ci", "quick", "course", "paper"):  # GL and OICSR-GL are compared with the same options
+        assert STRENGTHS[p]["gl"]["options"] == STRENGTHS[p]["oicsr_gl"]["options"], p
+    # quick's strengths are the validation calibration's choices (docs/results/calibrate-quick), one rule for all
+    record = json.loads((Path(__file__).resolve().parents[1] / "docs/results/calibrate-quick/calibration.json").read_text())
+    assert record["test_split_read"] is False
+    for reg, choice in record["choice"].items():
+        assert STRENGTHS["quick"][reg]["strength"] == choice["strength"], reg
     assert spec["runs"]["growl"]["strength"] == 1e-3 and spec["runs"]["l2"]["strength"] == 0.0
     assert spec["pipeline"]["regs"] == ["oicsr_gl"]  # gl was not trained
     assert build_spec("paper")["runs"]["gl"]["reg_options"] == {"mode": "subgradient"}
@@ -207,3 +212,15 @@ def test_markdown_tables_from_report(ci, capsys):
         assert 0.0 <= row["below_0.05"] <= row["below_0.2"] <= 1.0 and row["channels"] > 0
     assert main(["tables", str(out)]) == 0 and "Figure 4" in capsys.readouterr().out
     assert main(["tables", str(out / "missing")]) == 2
+
+
+def test_sweep_criteria_option():
+    """reproduce --criteria: registry names, floors and 'own' reach the sweep spec; unknown names fail in one line."""
+    spec = build_spec("ci", criteria="out_in,l1,own,uniform")
+    assert spec["sweep"]["criteria"] == "out_in,l1,own,uniform"
+    assert build_spec("ci")["sweep"]["criteria"] == "out_in,own,random,uniform"
+    from oicsr_lab.experiments.sweep import criteria_for
+
+    assert criteria_for("l1bn", spec["sweep"]["criteria"]) == ["out_in", "l1", "bn_gamma", "uniform"]
+    with pytest.raises(ConfigError, match="unknown criterion 'bogus'"):
+        build_spec("ci", criteria="out_in,bogus")

@@ -36,6 +36,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-epochs", type=int,
                    help="epochs of fine-tuning after one-shot pruning at matched FLOPs (default: the "
                    "preset's; 0: skip)")
+    p.add_argument("--criteria",
+                   help="sweep criteria: registry names, 'own', 'all', floors random/uniform, comma-separated "
+                   "(default: out_in,own,random,uniform)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="training arithmetic of every run (default: the preset's, auto)")
     p.add_argument("--finetune-ratios",
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
         pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
         finetune_epochs=args.finetune_epochs, finetune_ratios=parse_list(args.finetune_ratios, float),
-        precision=args.precision,
+        precision=args.precision, criteria=args.criteria,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
         device=args.device, threads=args.threads, jobs=args.jobs, data_dir=args.data_dir,
         show_progress=False if args.no_progress else None,

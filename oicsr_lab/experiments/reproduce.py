@@ -95,6 +95,7 @@ def reproduce(
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
     precision: str | None = None,
+    criteria: str | list[str] | None = None,
     strengths: dict[str, float] | None = None,
     table1: bool = True,
     table1_weights: str | None = None,
@@ -122,7 +123,7 @@ def reproduce(
                       pipeline_retrain_epochs=pipeline_retrain_epochs,
                       pipeline_finetune_epochs=pipeline_finetune_epochs,
                       finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
-                      precision=precision)
+                      precision=precision, criteria=criteria)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)

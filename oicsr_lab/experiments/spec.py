@@ -117,6 +117,7 @@ def build_spec(
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
     precision: str | None = None,
+    criteria: str | list[str] | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
     if preset_name not in REPRODUCE:
@@ -159,9 +160,19 @@ def build_spec(
         "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
-        "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS},
+        "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS,
+                  **({"criteria": _criteria(criteria)} if criteria else {})},
         "pipeline": pipe,
     }
+
+
+def _criteria(criteria: str | list[str]) -> str:
+    """The sweep's criteria as one comma-separated string (validated against the registry, 'own' kept)."""
+    from .sweep import criteria_for
+
+    text = criteria if isinstance(criteria, str) else ",".join(criteria)
+    criteria_for("l2", text)  # raises ConfigError naming an unknown criterion
+    return text
 
 
 def run_config(spec: dict[str, Any], reg: str, seed: int) -> TrainConfig:

@@ -58,8 +58,9 @@ def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[
     for c in items:
         for name in (names() if c == "all" else [own] if c == "own" else [c]):
             if name not in names() and name not in FLOORS:
+                extra = [f for f in FLOORS if f not in names()]
                 raise ConfigError(f"unknown criterion {name!r} in the sweep's criteria; choose from "
-                                  f"{', '.join(names())}, {', '.join(FLOORS)}, 'own' or 'all'")
+                                  f"{', '.join([*names(), *extra])}, 'own' or 'all'")
             if name not in out:
                 out.append(name)
     if not out:
