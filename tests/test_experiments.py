@@ -172,7 +172,8 @@ def test_spec_choices_and_errors():
     for p in ("ci", "quick", "course", "paper"):  # GL and OICSR-GL are compared with the same options
         assert STRENGTHS[p]["gl"]["options"] == STRENGTHS[p]["oicsr_gl"]["options"], p
     # quick's strengths are the validation calibration's choices (docs/results/calibrate-quick), one rule for all
-    record = json.loads((Path(__file__).resolve().parents[1] / "docs/results/calibrate-quick/calibration.json").read_text())
+    cal = Path(__file__).resolve().parents[1] / "docs/results/calibrate-quick/calibration.json"
+    record = json.loads(cal.read_text())
     assert record["test_split_read"] is False
     for reg, choice in record["choice"].items():
         assert STRENGTHS["quick"][reg]["strength"] == choice["strength"], reg
