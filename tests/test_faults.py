@@ -223,8 +223,8 @@ def test_prune_pipeline_killed_twice_then_resumed(reference, data_dir: Path, tmp
 def reproduce_args(data_dir: Path, out: Path) -> list[str]:
     """A minimal ci reproduction: two regularisers, one ratio, no pipeline, no Table 1."""
     return ["reproduce", "--preset", "ci", "--regs", "l2,gl", "--epochs", "2", "--ratios", "0.3", "--pipeline-regs", "",
-            "--no-table1", "--threads", "1", "--no-progress", "--device", "cpu", "--data-dir", str(data_dir),
-            "--out", str(out)]
+            "--no-table1", "--finetune-epochs", "0", "--threads", "1", "--no-progress", "--device", "cpu",
+            "--data-dir", str(data_dir), "--out", str(out)]
 
 
 def test_reproduce_killed_twice_then_resumed(data_dir: Path, tmp_path: Path, capsys) -> None:
@@ -240,13 +240,14 @@ def test_reproduce_killed_twice_then_resumed(data_dir: Path, tmp_path: Path, cap
     assert (l2 / "result.json").is_file() and not is_done(l2)  # partial: result written, DONE not yet
     cfg = run_config(build_spec("ci", regs=["l2", "gl"], epochs=2), "gl", 0)
     steps = cfg.train_subset // cfg.batch_size  # optimizer steps per epoch (drop_last)
-    kill_at(f"step:{steps + 3}", reproduce_args(data_dir, out), tmp_path)  # l2 finished (no training), gl epoch 2
+    kill_at(f"step:{steps + 3}", reproduce_args(data_dir, out), tmp_path)  # l2 finished and swept, gl in epoch 2
     (gl,) = (out / "runs").glob("gl-*")
     assert is_done(l2) and not is_done(gl) and load_checkpoint(gl / "checkpoint.pt")["epoch"] == 1
     finished = {p.name: p.read_bytes() for p in l2.iterdir()}
     run_main(reproduce_args(data_dir, out), capsys)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["cache"] == {"hit": 1, "computed": 3} and summary["runs"]["0"]["l2"]["cached"]
+    # each task runs train then sweep: l2's training and sweep finished before the second kill, gl's had not
+    assert summary["cache"] == {"hit": 2, "computed": 2} and summary["runs"]["0"]["l2"]["cached"]
     assert {p.name: p.read_bytes() for p in l2.iterdir()} == finished  # a finished run is never rewritten
     assert is_done(gl) and json.loads((gl / "result.json").read_text())["resumed"] is True, sorted(
         str(p.relative_to(out)) for p in (out / "runs").rglob("*"))
