@@ -49,7 +49,7 @@ def synthetic_energies(regs=REGS, depth: int = 56, seed: int = 0) -> dict[str, A
 def synthetic_sweep(regs=REGS, models=("resnet56", "vgg16_bn"), seeds=(0, 1),
                     ratios=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), normalizes=("layer_max",), seed: int = 0) -> pd.DataFrame:
     """sweep.csv-like frame: accuracy before retraining per model, reg, criterion, ratio and seed."""
-    from oicsr_lab.plots.style import OWN_CRITERION
+    from oicsr_lab.regularizers import own_criterion
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -57,7 +57,7 @@ def synthetic_sweep(regs=REGS, models=("resnet56", "vgg16_bn"), seeds=(0, 1),
         dense = 0.93 if "resnet" in model else 0.935
         flops = 125.5e6 if "resnet" in model else 313.7e6
         for reg in regs:
-            for crit in ("out_in",) + ((OWN_CRITERION[reg],) if reg in OWN_CRITERION else ()):
+            for crit in dict.fromkeys(("out_in", own_criterion(reg))):
                 penalty = 1.0 if crit == "out_in" else 1.25
                 for norm in normalizes:
                     for s in seeds:

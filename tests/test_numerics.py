@@ -20,7 +20,7 @@ from oicsr_lab.groups import find_groups
 from oicsr_lab.importance import CRITERIA, NORMALIZATIONS, channel_energy
 from oicsr_lab.models import build_model
 from oicsr_lab.pruning import apply_masks, global_greedy_plan, prune
-from oicsr_lab.regularizers import NAMES, make_regularizer
+from oicsr_lab.regularizers import make_regularizer, names
 
 HALF = [torch.float16, torch.bfloat16]
 
@@ -109,7 +109,7 @@ def test_all_zero_scores_give_a_valid_plan(base) -> None:
     assert plan.achieved_ratio >= 0.3 and plan.flops_after == count_flops(prune(model, plan), x[:1]).total_macs
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "l2"])
+@pytest.mark.parametrize("name", [n for n in names() if n != "l2"])
 @pytest.mark.parametrize("mode", ["subgradient", "proximal"])
 @pytest.mark.parametrize("grad", ["direct", "autograd"])
 def test_regularizers_on_zero_norm_groups(base, name: str, mode: str, grad: str) -> None:

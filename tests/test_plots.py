@@ -13,7 +13,7 @@ from PIL import Image
 
 from oicsr_lab import plots as P
 from oicsr_lab.errors import ConfigError
-from oicsr_lab.plots.style import REG_STYLES, order_regs, reg_style
+from oicsr_lab.plots.style import REG_LOOKS, order_regs, reg_style
 
 import synthetic as S
 
@@ -44,8 +44,8 @@ def _data_lines(ax):
 
 # ---------------------------------------------------------------- style
 def test_every_regulariser_has_a_distinct_colour_and_marker():
-    colours = [s.color for s in REG_STYLES.values()]
-    markers = [s.marker for s in REG_STYLES.values()]
+    colours = [s.color for s in REG_LOOKS.values()]
+    markers = [s.marker for s in REG_LOOKS.values()]
     assert len(set(colours)) == len(colours) == 6 and len(set(markers)) == 6
     assert reg_style("mystery") == reg_style("mystery")  # stable fallback
     assert order_regs(["oicsr_gl", "zz", "l2", "gl"]) == ["l2", "gl", "oicsr_gl", "zz"]

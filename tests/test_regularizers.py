@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from oicsr_lab.errors import ConfigError
-from oicsr_lab.regularizers import NAMES, make_regularizer
+from oicsr_lab.regularizers import make_regularizer, names
 
 from regularizer_reference import (
     NETS,
@@ -280,7 +280,7 @@ def test_groups_of_another_model_raise_config_error() -> None:
 
 
 def test_every_name_trains_a_step() -> None:
-    for name in NAMES:
+    for name in names():
         for mode in ("subgradient", "proximal"):
             m, gs, x = build("resnet")
             reg = make_regularizer(name, gs, 1e-3, mode=mode)

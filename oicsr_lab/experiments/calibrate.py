@@ -38,6 +38,7 @@ import torch
 
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
+from ..regularizers.registry import get_regularizer
 from ..stats import mean_ci
 from ..train import TrainConfig, lr_lambda
 from .runs import cached, config_hash, data_identity
@@ -70,7 +71,7 @@ def default_grid(preset: str, reg: str) -> list[float]:
     if reg == "l1bn":
         return log_grid(llo, lhi)
     grid = log_grid(glo, ghi)
-    return [float(f"{g / 2:.3g}") for g in grid] if reg in ("growl", "oicsr_growl") else grid
+    return [float(f"{g / 2:.3g}") for g in grid] if get_regularizer(reg).ordered else grid
 
 
 def sum_lr(config: TrainConfig, train_images: int) -> float:
@@ -198,7 +199,7 @@ def calibrate(
     log = log or (lambda m: None)
     if preset not in TOLERANCE:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(TOLERANCE)}")
-    regs = list(regs or ["l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl"])
+    regs = list(regs or ALL_REGS)
     bad = [r for r in regs if r not in ALL_REGS]
     if bad:
         raise ConfigError(f"unknown regulariser(s) {bad}; choose from {', '.join(ALL_REGS)}")

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..regularizers import own_criterion
 from ..stats import mean_ci, paired_ci
 from .finetune import best_criterion
-from .sweep import FLOORS, OWN_CRITERION
+from .sweep import FLOORS
 
 HEADLINE = "oicsr_gl"
 
@@ -58,14 +59,14 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
     rankings = {
         "best (val)": lambda reg, s: best[(reg, s)],
         "out_in": lambda reg, s: "out_in",
-        "own": lambda reg, s: OWN_CRITERION.get(reg, "out"),
+        "own": lambda reg, s: own_criterion(reg),
         **{f: (lambda reg, s, f=f: f) for f in FLOORS},
     }
     cells: dict[str, dict[str, dict[float, dict]]] = {}
     per_seed: dict[tuple[str, str, float], list[float | None]] = {}
     for reg in regs:
         for name, pick in rankings.items():
-            if name == "own" and OWN_CRITERION.get(reg, "out") == "out_in":
+            if name == "own" and own_criterion(reg) == "out_in":
                 continue
             for ratio in ratios:
                 vals = [_acc(sweep_rows, reg, s, pick(reg, s), ratio) for s in seeds]

@@ -25,6 +25,7 @@ from ..importance import channel_energy
 from ..inference import inference_copy
 from ..progress import progress
 from ..pruning import global_greedy_plan
+from ..regularizers import own_criterion
 from ..train import evaluate
 
 SWEEP_COLUMNS = ("model", "reg", "criterion", "normalize", "ratio", "achieved_ratio", "acc_before_retrain",
@@ -37,10 +38,6 @@ SWEEP_COLUMNS = ("model", "reg", "criterion", "normalize", "ratio", "achieved_ra
 FLOORS = ("random", "uniform")
 PROTOCOL_CRITERIA = "out_in,own,random,uniform"  # reproduce's default: both rankings of each method + the floors
 
-# The criterion each regulariser's own paper ranks channels by (reference section 3).
-OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma", "oicsr_gl": "out_in",
-                 "oicsr_growl": "out_in"}
-
 
 def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[str]:
     """The criteria a regulariser's sweep ranks channels by.
@@ -50,7 +47,7 @@ def criteria_for(reg: str, criteria: str | Iterable[str] | None = None) -> list[
     string, e.g. ``"out_in,l1,taylor"``), ``"all"`` for every registered criterion, or ``"own"``
     inside the list for the regulariser's own one.
     """
-    own = OWN_CRITERION.get(reg, "out")
+    own = own_criterion(reg)  # the regulariser registry's entry (reference section 3)
     if criteria is None:
         return ["out_in"] if own == "out_in" else ["out_in", own]
     items = [c.strip() for c in criteria.split(",")] if isinstance(criteria, str) else [str(c) for c in criteria]

@@ -1,6 +1,7 @@
 """Figures of the paper from ``reproduce``'s plain data: ``static_*`` (matplotlib) and ``interactive_*`` (plotly).
 
-Every regulariser has one fixed colour + marker (``style.REG_STYLES``, Okabe-Ito) in every figure.
+Every regulariser has one fixed colour + marker (``style.REG_LOOKS``, Okabe-Ito, keyed by the regulariser
+registry's names) and its registry label in every figure.
 ``save_figure`` writes PNG + PDF or offline HTML; ``write_report`` writes the folder's index.html.
 """
 
@@ -21,7 +22,7 @@ from .pipeline import interactive_pipeline, pipeline_frame, static_pipeline
 from .protocol import static_finetuned, static_protocol_fig4
 from .report import write_report
 from .save import ensure_plotlyjs, save_figure
-from .style import REG_STYLES, paper_style, reg_label, reg_style
+from .style import REG_LOOKS, paper_style, reg_label, reg_style
 from .table1 import static_table1, table1_frame, table1_html
 
 __all__ = [
@@ -32,5 +33,5 @@ __all__ = [
     "static_pipeline", "interactive_pipeline", "pipeline_frame", "static_protocol_fig4", "static_finetuned",
     "table1_html", "static_table1", "table1_frame",
     "save_figure", "ensure_plotlyjs", "write_report",
-    "REG_STYLES", "reg_style", "reg_label", "paper_style",
+    "REG_LOOKS", "reg_style", "reg_label", "paper_style",
 ]

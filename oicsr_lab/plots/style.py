@@ -1,5 +1,10 @@
 """Shared look of every figure: one colour + marker per regulariser, paper-style rc, plotly template.
 
+Regulariser names, their order and their labels come from the regulariser registry
+(:mod:`oicsr_lab.regularizers.registry`); only the colours and markers live here
+(:data:`REG_LOOKS`, keyed by registry name). A registered regulariser without an entry still
+draws, with a stable fallback look.
+
 Colours are the Okabe-Ito palette (safe for the common colour-vision deficiencies, and the
 same hues as seaborn's "colorblind" palette); every regulariser also gets its own marker so
 curves stay distinguishable in greyscale print. The paper's method (OICSR-GL) is vermillion,
@@ -16,6 +21,9 @@ from typing import Iterable, Iterator
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
+from ..regularizers.registry import names as regularizer_names
+from ..regularizers.registry import reg_label as _registry_label
+
 # Okabe & Ito (2008) "Color Universal Design" palette.
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -27,8 +35,17 @@ PAGE_WIDTH = 6.9  # inches: full text width
 
 
 @dataclass(frozen=True)
+class RegLook:
+    """How one regulariser is drawn: colour and matplotlib / plotly marker."""
+
+    color: str
+    marker: str
+    symbol: str
+
+
+@dataclass(frozen=True)
 class RegStyle:
-    """How one regulariser is drawn everywhere: legend label, colour, matplotlib/plotly marker."""
+    """How one regulariser is drawn everywhere: legend label (from the registry), colour, markers."""
 
     label: str
     color: str
@@ -36,38 +53,35 @@ class RegStyle:
     symbol: str
 
 
-REG_STYLES: dict[str, RegStyle] = {
-    "l2": RegStyle("L2", OKABE_ITO["black"], "o", "circle"),
-    "gl": RegStyle("GL", OKABE_ITO["sky_blue"], "s", "square"),
-    "l1bn": RegStyle("L1-BN", OKABE_ITO["orange"], "^", "triangle-up"),
-    "oicsr_gl": RegStyle("OICSR-GL", OKABE_ITO["vermillion"], "D", "diamond"),
-    "growl": RegStyle("GrOWL", OKABE_ITO["bluish_green"], "v", "triangle-down"),
-    "oicsr_growl": RegStyle("OICSR-GrOWL", OKABE_ITO["reddish_purple"], "P", "cross"),
+# keyed by regulariser registry name (oicsr_lab.regularizers.names())
+REG_LOOKS: dict[str, RegLook] = {
+    "l2": RegLook(OKABE_ITO["black"], "o", "circle"),
+    "gl": RegLook(OKABE_ITO["sky_blue"], "s", "square"),
+    "l1bn": RegLook(OKABE_ITO["orange"], "^", "triangle-up"),
+    "oicsr_gl": RegLook(OKABE_ITO["vermillion"], "D", "diamond"),
+    "growl": RegLook(OKABE_ITO["bluish_green"], "v", "triangle-down"),
+    "oicsr_growl": RegLook(OKABE_ITO["reddish_purple"], "P", "cross"),
 }
-REG_ORDER = tuple(REG_STYLES)
 
-_EXTRA = [(OKABE_ITO["blue"], "X", "x"), ("#7F7F7F", "h", "hexagon"), (OKABE_ITO["yellow"], "*", "star")]
+_EXTRA = [RegLook(OKABE_ITO["blue"], "X", "x"), RegLook("#7F7F7F", "h", "hexagon"),
+          RegLook(OKABE_ITO["yellow"], "*", "star")]
 
 CRITERION_LABELS = {
     "out_in": "out-in energy", "out": "out energy", "l1": "out L1 norm",
     "bn_gamma": "BN |γ|", "random": "random",
 }
-# Each baseline's own ranking criterion in its original paper (Figure 4's dashed curves).
-OWN_CRITERION = {"l2": "out", "gl": "out", "growl": "out", "l1bn": "bn_gamma"}
 
 
 def reg_style(reg: str) -> RegStyle:
-    """The fixed style of regulariser ``reg``; unknown names get a stable fallback style."""
+    """The fixed style of regulariser ``reg``; names without a look get a stable fallback look."""
     key = str(reg)
-    if key in REG_STYLES:
-        return REG_STYLES[key]
-    color, marker, symbol = _EXTRA[zlib.crc32(key.encode()) % len(_EXTRA)]
-    return RegStyle(key, color, marker, symbol)
+    look = REG_LOOKS.get(key) or _EXTRA[zlib.crc32(key.encode()) % len(_EXTRA)]
+    return RegStyle(_registry_label(key), look.color, look.marker, look.symbol)
 
 
 def reg_label(reg: str) -> str:
-    """Legend label of regulariser ``reg`` (``oicsr_gl`` -> ``OICSR-GL``)."""
-    return reg_style(reg).label
+    """Legend label of regulariser ``reg`` (``oicsr_gl`` -> ``OICSR-GL``; the registry's label)."""
+    return _registry_label(reg)
 
 
 def criterion_label(criterion: str) -> str:
@@ -76,10 +90,10 @@ def criterion_label(criterion: str) -> str:
 
 
 def order_regs(regs: Iterable[str]) -> list[str]:
-    """Regularisers in the canonical order (L2, GL, L1-BN, OICSR-GL, GrOWL, OICSR-GrOWL, others)."""
+    """Regularisers in the registry's order (L2, GL, L1-BN, OICSR-GL, GrOWL, OICSR-GrOWL), then others sorted."""
     regs = list(dict.fromkeys(str(r) for r in regs))
-    known = [r for r in REG_ORDER if r in regs]
-    return known + sorted(r for r in regs if r not in REG_STYLES)
+    order = regularizer_names()
+    return [r for r in order if r in regs] + sorted(r for r in regs if r not in order)
 
 
 PAPER_RC = {

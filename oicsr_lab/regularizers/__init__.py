@@ -19,6 +19,9 @@ name                    ``R`` summed over the selected groups (channel ``i``)
 ``oicsr_growl``         GrOWL on the out-in-channel norms of each group
 ======================  =====================================================================
 
+Each name is an entry of the registry (:mod:`.registry`; the six above in :mod:`.builtin`), which
+also holds its display label and its own pruning criterion.
+
 Options (defaults first; see :class:`.options.Options`):
 
 * ``mode``: ``"subgradient"`` (``||g|| = sqrt(sum g^2 + eps)``) | ``"proximal"`` (after each
@@ -45,22 +48,28 @@ from __future__ import annotations
 from typing import Any
 
 from ..groups.types import ChannelGroup, GroupSet
+from . import builtin  # noqa: F401  (registers the six regularisers above, in menu order)
 from .core import L2, GroupNorm, Regularizer
-from .index_plan import Entry, PartSpec, out_in_parts, separated_parts
-from .options import GROWL_NAMES, NAMES, Options, check_name, check_options, check_strength, select_groups
-
-
-def _bn_parts(groups: list[ChannelGroup]) -> list[PartSpec]:
-    """One part per BN module: its scales at the (deduplicated) indices the groups own."""
-    idx: dict[str, set[int]] = {}
-    for g in groups:
-        for s in g.bn_slices:
-            idx.setdefault(s.module, set()).update(s.indices)
-    return [PartSpec(m, len(ix), (Entry(m, "weight", 0, tuple(sorted(ix))),)) for m, ix in idx.items()]
+from .options import Options, check_options, check_strength, select_groups
+from .registry import (
+    REGISTRY,
+    RegularizerSpec,
+    check_name,
+    get_regularizer,
+    names,
+    own_criterion,
+    reg_label,
+    register,
+    regularizers_table,
+    unregister,
+)
 
 
 def make_regularizer(name: str, groups: GroupSet | list[ChannelGroup], strength: float, **options: Any) -> Regularizer:
-    """Build regulariser ``name`` over ``groups`` with ``lambda_s = strength`` (options above).
+    """Build regulariser ``name`` (any name of :func:`names`) over ``groups`` with ``lambda_s = strength``.
+
+    The registry entry says which channel vectors are penalised and whether by rank (GrOWL); the
+    options are the ones above.
 
     Example:
         >>> import torch
@@ -71,19 +80,15 @@ def make_regularizer(name: str, groups: GroupSet | list[ChannelGroup], strength:
         Regularizer('oicsr_gl', strength=0.01, groups=9, mode='proximal')
         >>> reg.after_step(model, lr=0.1)  # the proximal step, called by the Trainer after optimizer.step()
     """
-    name = check_name(name)
+    spec = get_regularizer(name)
     strength = check_strength(strength)
-    opts = check_options(name, options)
+    opts = check_options(spec.name, options)
     chosen = select_groups(groups, opts.select)
-    if name == "l2":
-        return L2(name, strength, opts, len(chosen))
-    if name == "l1bn":
-        return GroupNorm(name, _bn_parts(chosen), strength, opts, len(chosen), eps=0.0)
-    if name in ("gl", "growl"):
-        parts = separated_parts(chosen, opts.include_bn, opts.include_bias)
-    else:
-        parts = out_in_parts(chosen, opts.include_bn, opts.include_bias)
-    return GroupNorm(name, parts, strength, opts, len(chosen), ordered=name in GROWL_NAMES)
+    if spec.weight_decay_only:
+        return L2(spec.name, strength, opts, len(chosen))
+    return GroupNorm(spec.name, spec.parts(chosen, opts), strength, opts, len(chosen), ordered=spec.ordered,
+                     eps=spec.eps)
 
 
-__all__ = ["make_regularizer", "Regularizer", "NAMES", "Options"]
+__all__ = ["make_regularizer", "Regularizer", "Options", "REGISTRY", "RegularizerSpec", "register", "unregister",
+           "names", "get_regularizer", "check_name", "own_criterion", "reg_label", "regularizers_table"]

@@ -101,6 +101,15 @@ def separated_parts(groups: list[ChannelGroup], include_bn: bool, include_bias: 
     return parts
 
 
+def bn_parts(groups: list[ChannelGroup]) -> list[PartSpec]:
+    """One part per BN module: its scales at the (deduplicated) indices the groups own (L1-BN)."""
+    idx: dict[str, set[int]] = {}
+    for g in groups:
+        for s in g.bn_slices:
+            idx.setdefault(s.module, set()).update(s.indices)
+    return [PartSpec(m, len(ix), (Entry(m, "weight", 0, tuple(sorted(ix))),)) for m, ix in idx.items()]
+
+
 class BoundPlan:
     """A plan resolved against one model on one device: parameters and index tensors."""
 

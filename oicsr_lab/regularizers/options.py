@@ -1,4 +1,8 @@
-"""Validation of ``make_regularizer`` arguments: one-line ConfigErrors listing valid choices."""
+"""Validation of ``make_regularizer`` arguments: one-line ConfigErrors listing valid choices.
+
+Names come from the registry (:mod:`.registry`); the GrOWL options ``p`` / ``lambda2_ratio`` apply to
+every regulariser registered as ``ordered``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,12 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..groups.types import ChannelGroup, GroupSet
+from .registry import get_regularizer, names
 
-NAMES = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
 MODES = ("subgradient", "proximal")
 GRADS = ("direct", "autograd")
 SIZE_WEIGHTINGS = ("none", "sqrt")
 SELECTS = ("prunable", "all")
-GROWL_NAMES = ("growl", "oicsr_growl")
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,6 @@ def _number(key: str, value: Any, allow_none: bool = False) -> float | None:
     return float(value)
 
 
-def check_name(name: Any) -> str:
-    """The regulariser name, or a ConfigError listing the valid ones."""
-    if not isinstance(name, str) or name not in NAMES:
-        raise ConfigError(f"unknown regularizer {name!r}; choose one of {', '.join(NAMES)}")
-    return name
-
-
 def check_strength(strength: Any) -> float:
     """lambda_s as a float: finite and >= 0."""
     try:
@@ -76,10 +72,10 @@ def check_strength(strength: Any) -> float:
 
 def check_options(name: str, options: dict[str, Any]) -> Options:
     """Validated :class:`Options` for regulariser ``name``."""
-    valid = COMMON_KEYS + (GROWL_KEYS if name in GROWL_NAMES else ())
+    valid = COMMON_KEYS + (GROWL_KEYS if get_regularizer(name).ordered else ())
     for key in options:
         if key not in valid:
-            hint = f" ({key} applies only to {', '.join(GROWL_NAMES)})" if key in GROWL_KEYS else ""
+            hint = f" ({key} applies only to {', '.join(names(ordered=True))})" if key in GROWL_KEYS else ""
             raise ConfigError(f"unknown option {key!r} for regularizer {name!r}{hint}; valid options: "
                               f"{', '.join(valid)}")
     o = {**Options().__dict__, **options}

@@ -9,10 +9,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..precision import PRECISIONS
+from ..regularizers.registry import names as regularizer_names
 
 SCHEDULES = ("cosine", "step", "onecycle", "constant")
 LEGACY_DEFAULTS: dict[str, Any] = {"precision": "fp32", "val_images": 0}
-REGULARIZERS = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None  # use only this many training images
     test_subset: int | None = None
-    reg: str = "l2"
+    reg: str = "l2"  # a name of the regulariser registry (oicsr_lab.regularizers.names())
     strength: float = 0.0
     reg_options: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = True
@@ -67,8 +67,8 @@ class TrainConfig:
             bad(f"val_images must be a whole number >= 0, got {v!r}", "pass --val-images 0 (none) or e.g. 5000")
         if self.schedule not in SCHEDULES:
             bad(f"unknown schedule {self.schedule!r}", f"choose one of {', '.join(SCHEDULES)}")
-        if self.reg not in REGULARIZERS:
-            bad(f"unknown regularizer {self.reg!r}", f"choose one of {', '.join(REGULARIZERS)}")
+        if self.reg not in regularizer_names():  # the registry (oicsr_lab.regularizers.registry)
+            bad(f"unknown regularizer {self.reg!r}", f"choose one of {', '.join(regularizer_names())}")
         w = self.width
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             bad(f"width must be > 0 and finite, got {w!r}", "pass e.g. --width 0.5")

@@ -20,10 +20,11 @@ __all__ = ["build_checked", "build_trainer", "check_model", "make_regularizer_fo
 
 def make_regularizer_for(model: torch.nn.Module, config: TrainConfig, data: DatasetSplits):
     """The regulariser named by ``config.reg`` over ``model``'s out-in-channel groups (None for l2)."""
-    if config.reg == "l2":
-        return None  # plain weight decay, applied by the optimizer
     from ..groups import find_groups
-    from ..regularizers import make_regularizer
+    from ..regularizers import get_regularizer, make_regularizer
+
+    if get_regularizer(config.reg).weight_decay_only:
+        return None  # plain weight decay, applied by the optimizer
 
     was_training = model.training
     groups = find_groups(model.eval(), data.example_input().to(next(model.parameters()).device))
