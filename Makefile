@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OICSR_LAB_PROGRESS ?= 1
 
-.PHONY: setup demo lint test test-slow test-browser test-all lab bench clean
+.PHONY: setup demo lint test test-slow test-browser test-all lab bench clean course
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-browser: $(STAMP)  # OICSR_LAB_SAVE_SCREENSHOTS=1 also refreshes docs/img
 	$(BIN)/pytest -q -m browser
 
 test-all: test test-browser test-slow
+
+# The course kit (docs/course.md): dist/course/student (no solutions, README, the wheel with data + models) and
+# dist/course/instructor (solutions, nbgrader course directory). Grade: oicsr-lab course grade <folder> --csv grades.csv
+course: $(STAMP)
+	$(BIN)/oicsr-lab course release --out dist/course --wheel
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -14,12 +14,12 @@ import sys
 from types import ModuleType
 
 from ..errors import OICSRError
-from . import calibrate, info, pretrained, prune, reproduce, tables, train
+from . import calibrate, course, info, pretrained, prune, reproduce, tables, train
 from . import eval as evaluate
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[ModuleType, ...] = (train, evaluate, info, pretrained, prune, reproduce, tables, calibrate)
+COMMANDS: tuple[ModuleType, ...] = (train, evaluate, info, pretrained, prune, reproduce, tables, calibrate, course)
 
 
 class OneLineParser(argparse.ArgumentParser):
