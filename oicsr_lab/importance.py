@@ -28,12 +28,11 @@ from typing import Iterable
 import torch.nn as nn
 
 from .criteria import NORMALIZATIONS, Calibration, ChannelScores, names, normalize_scores, score_channels
-from .groups.fit import check_groups_fit
 from .groups.types import ChannelGroup, GroupSet
 
 CRITERIA = names(needs_data=False)  # what channel_energy computes from the weights alone
 ALL_CRITERIA = names()  # every registered criterion (data-driven ones need calibration data)
-__all__ = ["channel_energy", "check_groups_fit", "ChannelScores", "normalize_scores", "CRITERIA", "ALL_CRITERIA",
+__all__ = ["channel_energy", "ChannelScores", "normalize_scores", "CRITERIA", "ALL_CRITERIA",
            "NORMALIZATIONS"]
 
 

@@ -133,3 +133,51 @@ def test_run_cache_keys_are_unchanged_by_the_registry() -> None:
     }
     got = {config_hash(c.to_dict()): json.dumps(c.to_dict(), sort_keys=True) for c in cfgs.values()}
     assert sorted(got) == sorted(cfgs), got
+
+
+class _Grouped(torch.nn.Module):
+    """c1 -> grouped conv g (groups=2) -> c3 -> head: one group owns c1's rows, g's rows and c3's columns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.b1 = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+        self.g = torch.nn.Conv2d(4, 4, 3, padding=1, groups=2)
+        self.c3 = torch.nn.Conv2d(4, 5, 1)
+        self.fc = torch.nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.g(torch.relu(self.b1(self.c1(x)))))
+        return self.fc(torch.relu(self.c3(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("include_bn", [False, True])
+def test_oicsr_penalty_and_out_in_energy_share_one_definition(include_bn: bool) -> None:
+    """Out-in energy (eq. 5) is the squared norm of exactly the vectors OICSR-GL penalises, grouped convs included."""
+    from oicsr_lab.importance import channel_energy
+
+    torch.manual_seed(0)
+    model = _Grouped().eval()
+    with torch.no_grad():
+        model.b1.weight.uniform_(0.5, 1.5), model.b1.bias.uniform_(-0.5, 0.5)
+    groups = find_groups(model, torch.zeros(1, 3, 8, 8))
+    g = groups["c1"]
+    assert g.prunable and any(s.module == "g" and s.kind == "in" for s in g.slices)
+    energy = channel_energy(model, groups, "out_in", "none", include_bn=include_bn)
+    # by hand: c1's filters, the grouped conv's rows (its in-columns are those rows: counted once), c3's columns
+    want = []
+    for k in range(g.size):
+        rows = [s.indices[k] for s in g.slices if (s.module, s.kind) == ("c1", "out")]
+        grows = [s.indices[k] for s in g.slices if (s.module, s.kind) == ("g", "out")]
+        cols = [s.indices[k] for s in g.slices if (s.module, s.kind) == ("c3", "in")]
+        e = (model.c1.weight[rows].pow(2).sum() + model.g.weight[grows].pow(2).sum()
+             + model.c3.weight[:, cols].pow(2).sum())
+        if include_bn:
+            e = e + model.b1.weight[rows].pow(2).sum() + model.b1.bias[rows].pow(2).sum()
+        want.append(e)
+    torch.testing.assert_close(energy["c1"], torch.stack(want).detach())
+    reg = make_regularizer("oicsr_gl", groups, 1.0, eps=0.0, include_bn=include_bn, mode="proximal")
+    penalty = sum(float(v.double().sqrt().sum()) for v in energy.values())
+    assert reg.value(model) == pytest.approx(penalty, rel=1e-5)
+    reg.after_step(model, lr=0.01)  # the proximal step works on grouped convs (it used to refuse their columns)
+    shrunk = channel_energy(model, groups, "out_in", "none", include_bn=include_bn)["c1"]
+    assert bool((shrunk < energy["c1"]).all())

@@ -10,6 +10,9 @@ all ``out`` filters, ``dw`` (depthwise) filters and ``in`` slices (a Linear afte
 contributes its column block). A grouped convolution inside a group is owned whole (its ``out``
 rows hold every weight its ``in`` channels touch), so its weights are counted once, as rows.
 Biases are not part of ``W``; ``include_bn=True`` adds ``gamma_i^2 + beta_i^2`` of every BN slice.
+Which weights form the out-in-channel is defined once, by the vectors the OICSR penalties regularise
+(:func:`oicsr_lab.regularizers.index_plan.out_in_parts`), and ``out_in`` is computed from them
+(:func:`~oicsr_lab.regularizers.index_plan.out_in_energy`).
 
 Baselines: ``out`` = ``||W^l[i]||^2`` (GL/L2), ``in`` = ``||W^{l+1}[:, i]||^2`` (the consumer side
 alone), ``l1`` = ``||W^l[i]||_1`` (Li et al. 2017, "Pruning Filters for Efficient ConvNets"),
@@ -25,13 +28,13 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..groups.geometry import is_grouped
 from ..groups.types import ChannelGroup, Slice
+from ..regularizers.index_plan import out_in_energy
 from .base import Criterion, ScoreContext, register
 
 
 def _reduce(mod: nn.Module, what: str) -> torch.Tensor:
-    """Per-index reduction ``what`` of a module (rows2, rows1, cols2, bn2, gamma)."""
+    """Per-index reduction ``what`` of a module (rows2, rows1, cols2, gamma)."""
     w = getattr(mod, "weight", None)
     if what == "rows2":  # ||W[i]||^2 over dim 0
         return w.detach().flatten(1).float().pow(2).sum(1)
@@ -48,8 +51,7 @@ def _reduce(mod: nn.Module, what: str) -> torch.Tensor:
         raise ConfigError(f"{type(mod).__name__} has no affine weight; use another criterion")
     if what == "gamma":
         return w.detach().float().abs()
-    b = mod.bias.detach().float() if mod.bias is not None else torch.zeros_like(w)
-    return w.detach().float().pow(2) + b.pow(2)  # bn2
+    raise ValueError(f"unknown reduction {what!r}")
 
 
 def _cached(ctx: ScoreContext, module: str, what: str) -> torch.Tensor:
@@ -73,8 +75,8 @@ def _gather(values: torch.Tensor, s: Slice) -> torch.Tensor:
     return values[_index(s, values.device)].sum(1).cpu()
 
 
-def _elements(model: nn.Module, s: Slice, include_bn: bool) -> int:
-    """Number of weights one channel owns in slice ``s`` (for ``per_element``)."""
+def _elements(model: nn.Module, s: Slice) -> int:
+    """Number of weights one channel owns in an ``out``/``dw`` or ``in`` slice ``s`` (for ``per_element``)."""
     mod = model.get_submodule(s.module)
     if s.kind in ("out", "dw"):
         return mod.weight[0].numel()
@@ -82,8 +84,6 @@ def _elements(model: nn.Module, s: Slice, include_bn: bool) -> int:
         if isinstance(mod, nn.Linear):
             return mod.out_features * s.block
         return (mod.weight.shape[0] // mod.groups) * mod.weight[0, 0].numel() * s.block
-    if s.kind == "bn" and include_bn and getattr(mod, "weight", None) is not None:
-        return 1 + (mod.bias is not None)
     return 0
 
 
@@ -109,30 +109,28 @@ class _SliceSum(Criterion):
         return out
 
     def elements(self, ctx: ScoreContext, group: ChannelGroup) -> int:
-        return sum(_elements(ctx.model, s, ctx.include_bn) for s in group.slices if self.counted(ctx, s))
+        return sum(_elements(ctx.model, s) for s in group.slices if self.counted(ctx, s))
 
 
 @register
-class OutInEnergy(_SliceSum):
-    name, kinds = "out_in", ("out", "dw", "in", "bn")
+class OutInEnergy(Criterion):
+    """Eq. 5 from the one definition of an out-in-channel the OICSR penalties also use (``index_plan``)."""
+
+    name, family = "out_in", "energy"
     summary = "eq. 5: squared weights of the whole out-in-channel (filters + consumer columns)"
     reference = "Li et al., OICSR, CVPR 2019"
-    _what = {"out": "rows2", "dw": "rows2", "in": "cols2", "bn": "bn2"}
 
-    def counted(self, ctx: ScoreContext, s: Slice) -> bool:
-        if s.kind == "in":  # a grouped conv's in-columns are its out rows, already counted
-            return not is_grouped(ctx.model.get_submodule(s.module))
-        return s.kind != "bn" or ctx.include_bn
+    def _energy(self, ctx: ScoreContext) -> dict[str, tuple[torch.Tensor, int]]:
+        key = ("out_in_energy", ctx.include_bn)
+        if key not in ctx.cache:
+            ctx.cache[key] = out_in_energy(ctx.model, ctx.groups, include_bn=ctx.include_bn)
+        return ctx.cache[key]
 
     def raw(self, ctx: ScoreContext) -> dict[str, torch.Tensor]:
-        out = {}
-        for g in ctx.groups:
-            total = torch.zeros(g.size)
-            for s in g.slices:
-                if self.counted(ctx, s):
-                    total += _gather(_cached(ctx, s.module, self._what[s.kind]), s)
-            out[g.name] = total
-        return out
+        return {name: sq.float().cpu() for name, (sq, _) in self._energy(ctx).items()}
+
+    def elements(self, ctx: ScoreContext, group: ChannelGroup) -> int:
+        return self._energy(ctx)[group.name][1]
 
 
 @register

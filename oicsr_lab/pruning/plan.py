@@ -40,6 +40,7 @@ import torch.nn as nn
 
 from ..errors import PlanError, UnsupportedModelError
 from ..flops import FlopsReport, count_flops, report_from_shapes
+from ..groups.fit import check_groups_fit
 from ..groups.geometry import BN_TYPES, in_width, is_conv, is_depthwise, out_width
 from ..groups.types import ChannelGroup, GroupSet
 
@@ -293,8 +294,6 @@ def global_greedy_plan(
     _validate(flops_ratio, max_layer_ratio, min_channels, round_to)
     if not float(tolerance) >= 0:
         raise PlanError(f"tolerance must be >= 0 (fraction of dense FLOPs), got {tolerance!r}")
-    from ..importance import check_groups_fit
-
     groups = groups if isinstance(groups, GroupSet) else list(groups)  # a generator is read twice below
     check_groups_fit(model, groups)
     if isinstance(scores, str):  # a registry name (data-driven criteria need score_channels(..., calibration=))

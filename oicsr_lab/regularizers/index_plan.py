@@ -16,6 +16,12 @@ Binding a plan to a model resolves the modules once and builds two index tensors
   channels ``c`` of all parts at once (no Python loop per channel);
 * the reverse scatter (``index_add`` / ``index_reduce(prod)`` at ``gather``) turns
   per-channel coefficients into per-row / per-column factors of every parameter.
+
+:func:`out_in_parts` is *the* definition of an out-in-channel's weights: the OICSR penalties
+regularise these vectors and the ``out_in`` criterion (eq. 5, :mod:`oicsr_lab.criteria.weights`)
+measures their squared norms through :func:`out_in_energy`, so the two cannot drift apart. A
+grouped convolution inside a group is owned whole by its out rows (they hold every weight its in
+channels touch), so its in-columns are not counted twice (:func:`owns`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
+from ..groups.geometry import is_grouped
 from ..groups.types import ChannelGroup
 
 
@@ -110,6 +117,11 @@ def bn_parts(groups: list[ChannelGroup]) -> list[PartSpec]:
     return [PartSpec(m, len(ix), (Entry(m, "weight", 0, tuple(sorted(ix))),)) for m, ix in idx.items()]
 
 
+def owns(entry: Entry, module: nn.Module) -> bool:
+    """Whether ``entry`` adds weights of its own: not the in-columns of a grouped conv (its rows hold them)."""
+    return not (entry.axis == 1 and is_grouped(module))
+
+
 class BoundPlan:
     """A plan resolved against one model on one device: parameters and index tensors."""
 
@@ -129,8 +141,8 @@ class BoundPlan:
                             "rebuild the groups with oicsr_lab.groups.find_groups(model, example_input)"
                         ) from None
                 p = getattr(modules[e.module], e.attr, None)
-                if not isinstance(p, torch.Tensor):
-                    continue  # e.g. bias=False convs, affine=False BN
+                if not isinstance(p, torch.Tensor) or not owns(e, modules[e.module]):
+                    continue  # e.g. bias=False convs, affine=False BN, grouped-conv columns
                 rec = params.setdefault(id(p), [modules[e.module], e.attr, p, False, False])
                 rec[3 + e.axis] = True
         self.records = list(params.values())
@@ -162,7 +174,7 @@ class BoundPlan:
             starts.append(c0)
             for e in part.entries:
                 p = getattr(modules[e.module], e.attr, None)
-                if not isinstance(p, torch.Tensor):
+                if not isinstance(p, torch.Tensor) or not owns(e, modules[e.module]):
                     continue
                 dim = p.shape[e.axis]
                 if len(e.indices) != part.size or (e.indices and (max(e.indices) + 1) * e.block > dim):
@@ -329,3 +341,20 @@ def size_weights(plan: BoundPlan, size_weighting: str) -> list[float]:
     if size_weighting == "sqrt":
         return [math.sqrt(n) for n in plan.part_elems]
     return [1.0] * len(plan.parts)
+
+
+def out_in_energy(model: nn.Module, groups: list[ChannelGroup], include_bn: bool = False,
+                  include_bias: bool = False) -> dict[str, tuple[torch.Tensor, int]]:
+    """Eq. 5 per group: ``{name: (||g_i||^2 of every channel i, weights per channel)}`` (no graph).
+
+    The squared norms of exactly the out-in-channel vectors the OICSR penalties regularise
+    (:func:`out_in_parts`), computed in the same fused pass; a group owning no weights scores 0.
+    """
+    parts = out_in_parts(list(groups), include_bn, include_bias)
+    with torch.no_grad():
+        plan = BoundPlan(parts, model)
+        sq = plan.sq_norms().detach()
+    out = {g.name: (torch.zeros(g.size, dtype=sq.dtype, device=sq.device), 0) for g in groups}
+    for part, start, elems in zip(parts, plan.part_starts, plan.part_elems):
+        out[part.name] = (sq[start:start + part.size], int(elems))
+    return out
