@@ -12,6 +12,10 @@ of a Figure 4 sweep). Two things make that cheap on a CPU:
 * :class:`EvalBatches` — the held-out split normalised once into ready batches, so each
   evaluation is only forward passes.
 
+:func:`plan_accuracies` measures several (network, plan) pairs at once over those batches,
+cancellable between batches and reporting progress and running estimates through callbacks (the
+pruning explorer runs it in its background worker).
+
 Folding BN changes the order of floating-point operations, so logits differ from the unfolded
 model by float rounding (~1e-5); top-1 decisions only differ on near-ties.
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Hashable, Iterator, Mapping, MutableMapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -36,8 +40,8 @@ from .data import make_loader
 from .errors import ConfigError
 from .precision import PRECISIONS, native_bf16, resolve_precision
 
-__all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval", "native_bf16", "resolve_precision",
-           "PRECISIONS"]
+__all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval", "plan_accuracies", "native_bf16",
+           "resolve_precision", "PRECISIONS"]
 
 MAX_CACHED_BYTES = 256 * 2**20  # above this the evaluation images are normalised per batch instead
 
@@ -183,3 +187,57 @@ def estimate_interval(hits: int, seen: int, total: int, z: float = 1.96) -> tupl
     center = (p + z * z / (2 * n)) / d
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return 100.0 * p, 100.0 * max(p - (center - half), center + half - p)
+
+
+Partial = dict[Hashable, tuple[float, int, float]]  # key -> (accuracy % so far, images so far, ~95 % half-width)
+
+
+def plan_accuracies(
+    models: Mapping[str, nn.Module],
+    items: Sequence[tuple[str, Hashable, Any]],
+    batches: EvalBatches,
+    *,
+    results: MutableMapping[Hashable, float] | None = None,
+    is_cancelled: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[float], None] | None = None,
+    on_partial: Callable[[Partial], None] | None = None,
+) -> dict[Hashable, float] | None:
+    """Top-1 accuracy (%) on ``batches`` of each ``(model name, key, plan or None)``; None once cancelled.
+
+    Each plan is evaluated on its physically pruned, BN-folded copy of ``models[name]``
+    (:func:`inference_copy`; ``None`` = the dense network). Pruned items go first, then the
+    dense ones; within each phase the networks advance batch by batch together, so
+    ``on_partial({key: (acc so far, images so far, ~95 % half-width)})`` after every batch gives
+    side-by-side early estimates (:func:`estimate_interval`). ``is_cancelled()`` is checked before
+    every batch of every network; ``on_progress(fraction done)`` follows every batch.
+
+    ``results`` (e.g. a cache shared across calls) receives each phase's accuracies as soon as
+    that phase is complete -- they are correct for their keys even if a later phase is
+    cancelled -- and keys already in it are not evaluated again. The callbacks run on the
+    calling thread; a UI calling this from a worker thread must hand them over to its own thread.
+    """
+    results = {} if results is None else results
+    n = batches.num_images
+    todo = [it for it in items if it[1] not in results]
+    phases = [[it for it in todo if it[2] is not None], [it for it in todo if it[2] is None]]
+    steps, step = max(1, len(todo) * len(batches)), 0
+    nets: dict[Hashable, nn.Module] = {}
+    hits: dict[Hashable, int] = {}
+    for phase in phases:
+        for i, (_, b) in enumerate(batches.bounds):
+            for name, key, plan in phase:
+                if is_cancelled():
+                    return None
+                if key not in nets:
+                    nets[key] = inference_copy(models[name], plan)
+                hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
+                step += 1
+                if on_progress is not None:
+                    on_progress(step / steps)
+            if b < n and on_partial is not None:
+                est = {key: estimate_interval(hits[key], b, n) for _, key, _ in phase}
+                on_partial({key: (acc, b, half) for key, (acc, half) in est.items()})
+        for _, key, _ in phase:
+            results[key] = 100.0 * hits.get(key, 0) / max(n, 1)
+            nets.pop(key, None)
+    return {key: results[key] for _, key, _ in items if key in results}

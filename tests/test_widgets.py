@@ -22,7 +22,7 @@ from oicsr_lab.models import build_model
 from oicsr_lab.pruning import global_greedy_plan, prune
 from oicsr_lab.train import evaluate
 from oicsr_lab.widgets import ChannelViewer, EnergyExplorer, PruningExplorer
-from oicsr_lab.widgets._common import LatestOnly
+from oicsr_lab.widgets._runner import LatestOnly
 
 from nets import randomize_bn
 
@@ -183,9 +183,7 @@ def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):
     for ratio in (0.05, 0.15, 0.25, 0.35):
         ex.set_ratio(ratio)
         assert ex.last_update_s < 1.0  # the kernel thread never waits for accuracy
-    t0 = time.perf_counter()
-    while (ex.computing or any(r["acc"] is None for r in ex.readout.values())) and time.perf_counter() - t0 < 30:
-        time.sleep(0.05)
+    assert ex.wait(30)  # outside a kernel the results reach the widgets when the kernel thread polls (wait)
     assert ex._runner.delivered == ex.generation
     assert ex.ratio == 0.35 and not ex.computing
     for reg, r in ex.readout.items():
@@ -193,6 +191,64 @@ def test_accuracy_background_thread_keeps_only_latest(models, data, x, groups):
     ex.set_accuracy(False)
     ex.set_ratio(0.2)
     assert not ex.computing and all(r["acc"] is None for r in ex.readout.values())
+    ex.close()
+
+
+def test_widget_values_are_set_on_the_kernel_thread_only(models, data, x, groups):
+    """The worker computes; every widget value (readout, bars, progress, status) is set by the kernel thread."""
+    import threading
+
+    ex = PruningExplorer({"l2": models["l2"], "oicsr_gl": models["oicsr_gl"]}, data, x, eval_images=N_EVAL,
+                         groups=groups, async_mode="thread", debounce_s=0.0, batch_size=20, first_batch=None,
+                         precision="fp32")
+    setters: list[tuple[str, int]] = []
+    for name, w in (("readout", ex.readout_html), ("progress", ex.progress), ("status", ex.status)):
+        w.observe(lambda change, name=name: setters.append((name, threading.get_ident())), names="value")
+    ex.acc_fig.data[1].on_change(lambda *a: setters.append(("bars", threading.get_ident())), "y")
+    ex.set_ratio(0.3)
+    assert ex._runner.wait(30)  # the worker is done; nothing it produced is shown before the kernel thread applies it
+    assert ex._runner.delivered != ex.generation and ex._ui.pending > 0 and ex.computing
+    assert all(r["acc"] is None for r in ex.readout.values())
+    assert ex.wait(30) and ex._runner.delivered == ex.generation and not ex.computing
+    assert all(r["acc"] is not None for r in ex.readout.values())
+    main = threading.get_ident()
+    assert {"readout", "progress", "status"} <= {n for n, _ in setters}
+    assert all(t == main for _, t in setters), [n for n, t in setters if t != main]
+    ex.close()
+
+
+def test_kernel_thread_runs_posts_in_order_on_its_owner():
+    import threading
+
+    from oicsr_lab.widgets._kernel_thread import KernelThread
+
+    class Loop:  # stands in for the kernel's tornado IOLoop: records the scheduled drains
+        def __init__(self):
+            self.callbacks = []
+
+        def add_callback(self, fn):
+            self.callbacks.append(fn)
+
+    for loop in (None, Loop()):
+        ui, ran = KernelThread(io_loop=loop), []
+        workers = [threading.Thread(target=ui.post, args=(lambda i=i: ran.append((i, threading.get_ident())),))
+                   for i in range(3)]
+        for w in workers:
+            w.start(), w.join()
+        assert ran == [] and ui.pending == 3  # nothing runs on the worker threads
+        if loop is not None:
+            assert len(loop.callbacks) == 1  # one drain scheduled on the kernel loop for the whole batch
+            loop.callbacks[0]()
+        else:
+            assert ui.drain() == 3
+        assert [i for i, _ in ran] == [0, 1, 2] and {t for _, t in ran} == {threading.get_ident()}
+        ui.post(lambda: ran.append(("now", threading.get_ident())))  # on the owner: at once
+        assert ran[-1][0] == "now" and ui.pending == 0
+    ui = KernelThread(io_loop=None)
+    err = []
+    t = threading.Thread(target=lambda: err.append(pytest.raises(RuntimeError, ui.drain)))
+    t.start(), t.join()
+    assert err  # drain() off the owner thread refuses
 
 
 def test_latest_only_runner_modes():
@@ -347,7 +403,7 @@ def test_interpreter_exit_waits_for_a_running_worker(tmp_path):
     script = tmp_path / "exit.py"
     script.write_text(
         "import threading, torch\n"
-        "from oicsr_lab.widgets._common import LatestOnly\n"
+        "from oicsr_lab.widgets._runner import LatestOnly\n"
         "torch.set_num_threads(1)\n"
         "started = threading.Event()\n"
         "def compute(req, stale):\n"

@@ -19,8 +19,9 @@ from ..errors import ConfigError
 from ..groups import find_groups
 from ..groups.types import ChannelGroup, GroupSet, Slice
 from ..importance import channel_energy
-from ._common import DisplayMixin, esc, group_label
+from ._display import DisplayMixin
 from ._figure import live_figure, redraw
+from ._style import esc, group_label
 
 __all__ = ["ChannelViewer", "out_part", "in_part"]
 OUT_COLOR, IN_COLOR, CURRENT_COLOR = "#0072B2", "#E69F00", "#000000"  # current: a black marker, apart from both parts

@@ -19,8 +19,10 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..groups.types import GroupSet
 from ..importance import NORMALIZATIONS
-from ._common import PRUNED_COLOR, DisplayMixin, Library, esc, group_label, reg_color, reg_label
+from ._display import DisplayMixin
 from ._figure import live_figure, redraw
+from ._library import Library
+from ._style import PRUNED_COLOR, esc, group_label, reg_color, reg_label
 
 __all__ = ["EnergyExplorer"]
 MODES = ("threshold", "ratio")

@@ -2,8 +2,10 @@
 
 Per slider move (fast path, no accuracy): one cached ``global_greedy_plan`` per shown
 regulariser, kept-channel bars, FLOPs/params readout. Accuracy before retraining on a held-out
-subset runs in a background worker (debounced, latest request only, 'computing…' indicator);
-:meth:`PruningExplorer.close` stops and joins it, and interpreter exit does so for every explorer.
+subset (:func:`oicsr_lab.inference.plan_accuracies`) runs in a background worker (debounced,
+latest request only, 'computing…' indicator); the worker only computes, and every widget value
+is set on the kernel thread (:mod:`._kernel_thread`). :meth:`PruningExplorer.close` stops and joins
+the worker, and interpreter exit does so for every explorer.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from ..data import DatasetSplits, Split
 from ..errors import ConfigError
 from ..groups.types import GroupSet
 from ..importance import NORMALIZATIONS
-from ..inference import EvalBatches, estimate_interval, inference_copy
+from ..inference import EvalBatches, plan_accuracies
 from ..pruning import Plan
-from ._common import DENSE_COLOR, DisplayMixin, LatestOnly, Library, esc, reg_color, reg_label, split_subset
+from ._display import DisplayMixin
 from ._figure import live_figure, redraw
+from ._kernel_thread import KernelThread
+from ._library import Library, split_subset
+from ._runner import LatestOnly
+from ._style import DENSE_COLOR, esc, reg_color, reg_label
 
 __all__ = ["PruningExplorer"]
 
@@ -99,8 +105,10 @@ class PruningExplorer(DisplayMixin):
         self.partial: dict[tuple, tuple[float, int, float]] = {}  # (acc, images, ±95 %) of the newest job
         self._active_gen = 0
         self._lock = threading.RLock()
+        self._ui = KernelThread()  # widget values are set on this (the kernel) thread only
+        self._progress_value: float | None = None  # the worker's latest progress, not yet shown
         self._runner = LatestOnly(self._compute_async, self._deliver, async_mode, debounce_s,
-                                  on_start=self._on_start, on_error=self._on_error)
+                                  on_start=self._on_start, on_error=self._on_error, ui=self._ui)
         self._build(normalize_options, normalize, step, accuracy)
         self.update()
 
@@ -327,41 +335,34 @@ class PruningExplorer(DisplayMixin):
     ) -> dict[tuple, float] | None:
         """Evaluate each (run, key, plan) on the held-out subset; None as soon as the request is stale.
 
-        Each plan is evaluated on its physically pruned, BN-folded copy
-        (:func:`~oicsr_lab.inference.inference_copy`: a pruned network costs only its pruned FLOPs)
-        over batches normalised once. Pruned runs go
-        first, then the dense references; within each phase the runs advance batch by batch together,
-        and ``on_partial({key: (acc so far, images so far, ~95 % half-width)})`` is called after every
-        batch so the readout can show side-by-side estimates early.
+        :func:`~oicsr_lab.inference.plan_accuracies` over this explorer's runs and evaluation
+        batches, cached in ``acc_cache`` (a finished phase stays cached even if the request goes
+        stale later); progress goes to the progress bar through the kernel thread.
         """
-        batches = self.eval_batches
-        n = batches.num_images
-        todo = [it for it in items if it[1] not in self.acc_cache]
-        phases = [[it for it in todo if it[2] is not None], [it for it in todo if it[2] is None]]
-        steps, step = max(1, len(todo) * len(batches)), 0
-        nets: dict[tuple, nn.Module] = {}
-        hits: dict[tuple, int] = {}
-        for phase in phases:
-            for i, (_, b) in enumerate(batches.bounds):
-                for reg, key, plan in phase:
-                    if is_stale():
-                        return None
-                    if key not in nets:
-                        nets[key] = inference_copy(self.lib.models[reg], plan)
-                    hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
-                    step += 1
-                    self.progress.value = step / steps
-                if b < n and on_partial is not None:
-                    est = {key: estimate_interval(hits[key], b, n) for _, key, _ in phase}
-                    on_partial({key: (acc, b, half) for key, (acc, half) in est.items()})
-            for _, key, _ in phase:  # correct for its key even if the request goes stale later
-                self.acc_cache[key] = 100.0 * hits.get(key, 0) / max(n, 1)
-                nets.pop(key, None)
-        return {key: self.acc_cache[key] for _, key, _ in items if key in self.acc_cache}
+        return plan_accuracies(self.lib.models, items, self.eval_batches, results=self.acc_cache,
+                               is_cancelled=is_stale, on_progress=self._report_progress, on_partial=on_partial)
 
     def _compute_async(self, items: list, is_stale: Callable[[], bool]) -> dict[tuple, float] | None:
-        """What the background worker runs: :meth:`compute_accuracy` with partial readouts."""
-        return self.compute_accuracy(items, is_stale, on_partial=self._publish_partial)
+        """What the background worker runs: :meth:`compute_accuracy`, its estimates shown on the kernel thread."""
+        def partial(p: dict[tuple, tuple[float, int, float]]) -> None:
+            self._ui.post(lambda: self._publish_partial(p))
+
+        return self.compute_accuracy(items, is_stale, on_partial=partial)
+
+    def _report_progress(self, fraction: float) -> None:
+        """Record the worker's progress; the kernel thread shows the latest value (one update queued at a time)."""
+        with self._lock:
+            queued = self._progress_value is not None
+            self._progress_value = fraction
+        if not queued:
+            self._ui.post(self._show_progress)
+
+    def _show_progress(self) -> None:
+        """Move the progress bar to the latest reported fraction (kernel thread)."""
+        with self._lock:
+            fraction, self._progress_value = self._progress_value, None
+            if fraction is not None and self.computing:
+                self.progress.value = fraction
 
     def _publish_partial(self, partial: dict[tuple, tuple[float, int, float]]) -> None:
         """Show running estimates if the job that made them is still the newest."""
@@ -403,8 +404,15 @@ class PruningExplorer(DisplayMixin):
         self._set_busy(False, f"<span style='color:#B00'>accuracy failed: {esc(type(exc).__name__)}: {esc(exc)}</span>")
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until the background accuracy has finished (tests, benchmarks)."""
-        return self._runner.wait(timeout)
+        """Block until the background accuracy has finished and is shown (tests, benchmarks, scripts).
+
+        Called on the kernel thread it also applies the results the worker handed over (outside a
+        running kernel that is the only way they reach the widgets: polling).
+        """
+        done = self._runner.wait(timeout)
+        if self._ui.on_owner():
+            self._ui.drain()
+        return done
 
     def close(self) -> None:
         """Stop the background accuracy worker (waiting for its current chunk) and close the widgets."""
