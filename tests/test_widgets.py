@@ -123,6 +123,38 @@ def test_pruning_extremes_normalisations_and_toggles(explorer):
         explorer.set_regularizers(["nope"])
 
 
+def test_criterion_menu_lists_the_criteria_registry(explorer, models, data, x, groups):
+    """The dropdown holds exactly the registry's names (#17): a criterion added but not listed fails here."""
+    from oicsr_lab.criteria import calibration_data, names
+
+    assert [v for _, v in explorer.criterion_dropdown.options] == list(names())  # data with a training split
+    assert explorer.criterion == "out_in" and "4 batches of the train split" in explorer.criterion_dropdown.tooltip
+    explorer.set_ratio(0.3)
+    explorer.set_criterion("l1")
+    want = global_greedy_plan(models["gl"], groups, channel_energy(models["gl"], groups, "l1"), 0.3,
+                              max_layer_ratio=0.5)
+    assert all(p.criterion == "l1" for p in explorer.plans.values())
+    assert explorer.plans["gl"].keep == want.keep and "criterion=l1" in explorer.readout_html.value
+    with pytest.raises(ConfigError, match="not in the menu"):
+        explorer.set_criterion("magic")
+
+    bare = PruningExplorer({"l2": models["l2"]}, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual",
+                           accuracy=False, calibration=None)
+    assert [v for _, v in bare.criterion_dropdown.options] == list(names(needs_data=False))
+    assert all(n in bare.criterion_dropdown.tooltip for n in names(needs_data=True))  # omitted, and says why
+    with pytest.raises(ConfigError, match="not in the menu"):
+        PruningExplorer({"l2": models["l2"]}, data, x, groups=groups, async_mode="manual", calibration=None,
+                        criterion="taylor")
+    calib = calibration_data(data, "train", batches=1, batch_size=16)
+    given = PruningExplorer({"l2": models["l2"]}, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual",
+                            accuracy=False, calibration=calib, criterion="taylor")
+    assert [v for _, v in given.criterion_dropdown.options] == list(names())
+    given.set_ratio(0.3)
+    assert given.plans["l2"].criterion == "taylor" and given.plans["l2"].achieved_ratio > 0.25
+    for ex in (bare, given):
+        ex.close()
+
+
 def test_accuracy_stale_requests_are_dropped(explorer, models, data):
     explorer.set_ratio(0.1)
     gen1, req1 = explorer.generation, explorer.accuracy_request()

@@ -7,10 +7,12 @@ and plans from :func:`oicsr_lab.pruning.global_greedy_plan`; this module only ca
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch.nn as nn
 
+from ..criteria import REGISTRY as CRITERIA
+from ..criteria import Calibration
 from ..errors import ConfigError, PlanError
 from ..flops import FlopsReport, channel_flops, count_flops
 from ..groups import find_groups
@@ -52,6 +54,7 @@ class Library:
         criterion: str = "out_in",
         max_layer_ratio: float = 0.5,
         include_unprunable: bool = False,
+        calibration: Callable[[], Calibration] | None = None,
     ) -> None:
         self.models = check_models(models)
         self.regs = order_regs(list(self.models))
@@ -68,6 +71,7 @@ class Library:
         self.criterion = criterion
         self.max_layer_ratio = max_layer_ratio
         self.include_unprunable = include_unprunable
+        self.calibration = calibration  # calibration batches for data-driven criteria, drawn on first use
         self._energy: dict[tuple[str, str, str], ChannelScores] = {}
         self._plans: dict[tuple[str, str, str, float], Plan] = {}
         self._max_ratio: float | None = None
@@ -76,8 +80,15 @@ class Library:
         """Cached ``channel_energy`` of run ``reg`` (per criterion and normalisation)."""
         key = (reg, criterion or self.criterion, normalize)
         if key not in self._energy:
+            calib = None
+            if getattr(CRITERIA.get(key[1]), "needs_data", False):
+                if self.calibration is None:
+                    raise ConfigError(f"criterion {key[1]!r} needs calibration data; build the explorer with "
+                                      "calibration=calibration_data(data, 'train') or data with a training split")
+                calib = self.calibration()
             self._energy[key] = channel_energy(
-                self.models[reg], self.group_list, key[1], normalize, include_unprunable=self.include_unprunable
+                self.models[reg], self.group_list, key[1], normalize, include_unprunable=self.include_unprunable,
+                calibration=calib,
             )
         return self._energy[key]
 

@@ -16,7 +16,6 @@ import time
 from typing import Any, Callable, Mapping
 
 import ipywidgets as W
-import plotly.graph_objects as go
 import torch.nn as nn
 
 from ..data import DatasetSplits, Split
@@ -25,24 +24,16 @@ from ..groups.types import GroupSet
 from ..importance import NORMALIZATIONS
 from ..inference import EvalBatches, plan_accuracies
 from ..pruning import Plan
+from ._criteria import criterion_menu
 from ._display import DisplayMixin
 from ._figure import live_figure, redraw
 from ._kernel_thread import KernelThread
 from ._library import Library, split_subset
+from ._pruning_view import accuracy_figure, figure_row, kept_channels_figure, style_toggle
 from ._runner import LatestOnly
-from ._style import DENSE_COLOR, esc, reg_color, reg_label
+from ._style import esc, reg_color, reg_label
 
 __all__ = ["PruningExplorer"]
-
-
-def style_toggle(toggle: W.ToggleButton, reg: str) -> None:
-    """A run's show/hide button: on, a check mark and the run's colour in bold; off, grey and struck through."""
-    on = bool(toggle.value)
-    toggle.icon = "check" if on else ""
-    toggle.tooltip = f"{'hide' if on else 'show'} {reg_label(reg)}"
-    toggle.style.text_color = reg_color(reg) if on else "#9E9E9E"
-    toggle.style.font_weight = "bold" if on else "normal"
-    toggle.style.text_decoration = "none" if on else "line-through"
 
 
 def _plan_key(reg: str, plan: Plan | None) -> tuple:
@@ -61,6 +52,11 @@ class PruningExplorer(DisplayMixin):
     next batch. Accuracies are cached per run and kept-channel set, so revisited positions are instant.
     ``precision="auto"`` evaluates in bf16 on CPUs with native bf16 (~2.5x faster, within a few tenths
     of a point of fp32; :mod:`oicsr_lab.inference`), in fp32 elsewhere; ``"fp32"`` forces exact fp32.
+
+    The criterion menu lists the criteria registry (:mod:`oicsr_lab.criteria`): every weight-only
+    criterion, and the data-driven ones when calibration data is at hand (``calibration="auto"``:
+    ``calibration_batches`` batches of the data's validation split, else its training split, drawn
+    on first use; or a given :class:`~oicsr_lab.criteria.Calibration`; ``None`` leaves them out).
     """
 
     def __init__(
@@ -82,17 +78,24 @@ class PruningExplorer(DisplayMixin):
         async_mode: str = "thread",
         debounce_s: float = 0.15,
         seed: int = 0,
+        calibration: Any = "auto",
+        calibration_batches: int = 4,
     ) -> None:
         if normalize not in normalize_options:
             raise ConfigError(f"normalize {normalize!r} is not among normalize_options {list(normalize_options)}")
         example_input = data.example_input(1) if example_input is None else example_input
         self.lib = Library(models, example_input, groups, criterion, max_layer_ratio)
-        self.lib.warm(tuple(normalize_options))
         self.regs = self.lib.regs
+        device = next(self.lib.models[self.regs[0]].parameters()).device
+        self.criteria = criterion_menu(data, calibration, calibration_batches, seed, device)
+        if criterion not in self.criteria.names:
+            raise ConfigError(f"criterion {criterion!r} is not in the menu ({', '.join(self.criteria.names)}): "
+                              f"{self.criteria.tooltip}")
+        self.lib.calibration = self.criteria.calibration
+        self.lib.warm(tuple(normalize_options))
         self.data = data
         self.eval_split: Split = split_subset(data.test, eval_images, seed)
         self.batch_size = int(batch_size)
-        device = next(self.lib.models[self.regs[0]].parameters()).device
         self.eval_batches = EvalBatches(self.eval_split, data.mean, data.std, self.batch_size, device=device,
                                         first_batch=first_batch, precision=precision,
                                         input_size=getattr(data, "input_size", 224))
@@ -109,11 +112,12 @@ class PruningExplorer(DisplayMixin):
         self._progress_value: float | None = None  # the worker's latest progress, not yet shown
         self._runner = LatestOnly(self._compute_async, self._deliver, async_mode, debounce_s,
                                   on_start=self._on_start, on_error=self._on_error, ui=self._ui)
-        self._build(normalize_options, normalize, step, accuracy)
+        self._build(normalize_options, normalize, criterion, step, accuracy)
         self.update()
 
     # ------------------------------------------------------------------ construction
-    def _build(self, normalize_options: tuple[str, ...], normalize: str, step: float, accuracy: bool) -> None:
+    def _build(self, normalize_options: tuple[str, ...], normalize: str, criterion: str, step: float,
+               accuracy: bool) -> None:
         """Create the controls, the two FigureWidgets and the readout."""
         self.ratio_slider = W.FloatSlider(
             value=0.0, min=0.0, max=self.max_ratio, step=step, description="FLOPs pruned",
@@ -122,6 +126,8 @@ class PruningExplorer(DisplayMixin):
         )
         self.normalize_dropdown = W.Dropdown(options=list(normalize_options), value=normalize, description="normalise",
                                              layout=W.Layout(width="230px"))
+        self.criterion_dropdown = W.Dropdown(options=self.criteria.options, value=criterion, description="criterion",
+                                             tooltip=self.criteria.tooltip, layout=W.Layout(width="250px"))
         self.toggles = {reg: W.ToggleButton(value=True, description=reg_label(reg), layout=W.Layout(width="auto"))
                         for reg in self.regs}
         for reg, t in self.toggles.items():
@@ -133,58 +139,23 @@ class PruningExplorer(DisplayMixin):
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
                                         layout=W.Layout(width="160px", visibility="hidden"))
         self.readout_html = W.HTML()
-        names = [g.name for g in self.lib.group_list]
-        sizes = [g.size for g in self.lib.group_list]
-        fig = go.Figure()  # built complete, then wrapped (oicsr_lab.widgets._figure)
-        fig.add_scatter(x=names, y=sizes, mode="markers", name="dense", hoverinfo="x+y",
-                        marker=dict(symbol="line-ew-open", size=14, color="#7F7F7F", line=dict(width=2)))
-        for reg in self.regs:
-            fig.add_bar(x=names, y=sizes, name=reg_label(reg), marker_color=reg_color(reg))
-        fig.update_layout(
-            barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=60, r=10, t=64, b=120),
-            title=dict(text="kept channels per layer pair", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
-            legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
-            xaxis=dict(tickangle=-60, tickfont=dict(size=9)), yaxis=dict(title="kept channels", rangemode="tozero"),
-        )
-        self.fig = live_figure(fig)
-        acc = go.Figure()
-        labels = [reg_label(r) for r in self.regs]
-        acc.add_bar(x=labels, y=[0.0] * len(labels), name="dense", marker_color=DENSE_COLOR)
-        acc.add_bar(x=labels, y=[0.0] * len(labels), name="pruned", text=[""] * len(labels),
-                    textposition="outside", marker_color=[reg_color(r) for r in self.regs])
-        acc.update_layout(
-            barmode="group", height=400, autosize=True, template="simple_white", margin=dict(l=50, r=10, t=64, b=120),
-            title=dict(text="top-1 before retraining", x=0, y=1, yanchor="top", pad=dict(t=6), font=dict(size=14)),
-            showlegend=True,
-            legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
-            yaxis=dict(title="accuracy (%)", range=[0, 100]),
-        )
-        self.acc_fig = live_figure(acc)
+        self.fig = live_figure(kept_channels_figure(self.lib.group_list, self.regs))
+        self.acc_fig = live_figure(accuracy_figure(self.regs))
         self.ratio_slider.observe(self._on_control, names="value")
         self.normalize_dropdown.observe(self._on_control, names="value")
+        self.criterion_dropdown.observe(self._on_control, names="value")
         self.accuracy_checkbox.observe(self._on_control, names="value")
         for t in self.toggles.values():
             t.observe(self._on_control, names="value")
         self.widget = W.VBox([
-            W.HBox([self.ratio_slider, self.normalize_dropdown], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.ratio_slider, self.criterion_dropdown, self.normalize_dropdown],
+                   layout=W.Layout(flex_flow="row wrap")),
             W.HBox(list(self.toggles.values()) + [self.accuracy_checkbox], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.progress, self.status]),
             self.readout_html,
-            self._figure_row(),
+            figure_row(self.fig, self.acc_fig),
         ])
         self.widget.add_class("oicsr-pruning-explorer")  # a stable hook for page styling and the browser tests
-
-    def _figure_row(self) -> W.Box:
-        """The two figures side by side while they fit, the accuracy one wrapped below otherwise.
-
-        Neither figure has a fixed width: each autosizes to its flex cell, so the explorer fits a
-        JupyterLab notebook with the file browser open (about 900 px) and grows on wider pages.
-        """
-        cell = dict(min_width="0", overflow="hidden")  # a figure cell may shrink below its content
-        bars = W.VBox([self.fig], layout=W.Layout(flex="3 1 480px", **cell))
-        acc = W.VBox([self.acc_fig], layout=W.Layout(flex="1 1 280px", max_width="420px", **cell))
-        return W.Box([bars, acc], layout=W.Layout(display="flex", flex_flow="row wrap", width="100%",
-                                                  align_items="flex-start"))
 
     # ------------------------------------------------------------------ programmatic setters
     def set_ratio(self, ratio: float) -> None:
@@ -194,6 +165,12 @@ class PruningExplorer(DisplayMixin):
     def set_normalize(self, normalize: str) -> None:
         """Choose the cross-layer normalisation of the energies."""
         self.normalize_dropdown.value = normalize
+
+    def set_criterion(self, criterion: str) -> None:
+        """Rank channels by another criterion of the menu (a name of :attr:`criteria`)."""
+        if criterion not in self.criteria.names:
+            raise ConfigError(f"criterion {criterion!r} is not in the menu ({', '.join(self.criteria.names)})")
+        self.criterion_dropdown.value = criterion
 
     def set_regularizers(self, regs: list[str]) -> None:
         """Show only the runs in ``regs``."""
@@ -217,6 +194,11 @@ class PruningExplorer(DisplayMixin):
         return float(self.ratio_slider.value)
 
     @property
+    def criterion(self) -> str:
+        """Current ranking criterion."""
+        return str(self.criterion_dropdown.value)
+
+    @property
     def normalize(self) -> str:
         """Current normalisation."""
         return str(self.normalize_dropdown.value)
@@ -234,8 +216,8 @@ class PruningExplorer(DisplayMixin):
     def update(self) -> None:
         """Recompute the plans of the shown runs, redraw the bars and readout, request accuracy."""
         t0 = time.perf_counter()
-        ratio, norm, shown = self.ratio, self.normalize, self.selected
-        plans = {reg: self.lib.plan(reg, ratio, norm) for reg in shown}
+        ratio, norm, crit, shown = self.ratio, self.normalize, self.criterion, self.selected
+        plans = {reg: self.lib.plan(reg, ratio, norm, crit) for reg in shown}
         names = [g.name for g in self.lib.group_list]
         for reg, t in self.toggles.items():
             style_toggle(t, reg)
@@ -286,7 +268,7 @@ class PruningExplorer(DisplayMixin):
         self.readout_html.value = (
             f"<table style='border-collapse:collapse' cellpadding='3'>{head}{''.join(rows)}</table>"
             f"<small>target {self.ratio:.1%} of FLOPs, normalise={esc(self.normalize)}, "
-            f"criterion={esc(self.lib.criterion)}, max reachable {self.max_ratio:.0%}, "
+            f"criterion={esc(self.criterion)}, max reachable {self.max_ratio:.0%}, "
             f"accuracy in {esc(self.eval_batches.precision)}</small>"
         )
         shown = [reg in self.readout for reg in self.regs]
