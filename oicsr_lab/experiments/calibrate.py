@@ -94,12 +94,12 @@ class _NoTest:
 
 def measure(model: torch.nn.Module, data, val) -> dict[str, Any]:
     """Energy concentration, exact zeros and validation accuracy before retraining of a trained model."""
+    from ..errors import PlanError
     from ..flops import count_flops
     from ..groups import find_groups
     from ..importance import channel_energy
     from ..pruning import apply_masks, global_greedy_plan
     from ..train import evaluate
-    from ..errors import PlanError
 
     model.eval()
     groups = find_groups(model, data.example_input())
@@ -135,7 +135,8 @@ def calibration_run(config: dict[str, Any], root: str, data_dir: str | None, dev
     full = load_dataset(cfg.dataset, root=data_dir)
     data_id = data_identity(full)
     data = dataclasses.replace(full.with_validation(cfg.val_images), test=_NoTest())
-    folder = Path(root) / "calibration" / f"{cfg.reg}-{config_hash({'config': cfg.to_dict(), 'data': data_id, 'calibration': 1})}"
+    key = config_hash({'config': cfg.to_dict(), 'data': data_id, 'calibration': 1})
+    folder = Path(root) / "calibration" / f"{cfg.reg}-{key}"
 
     def compute(f: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -151,7 +152,8 @@ def calibration_run(config: dict[str, Any], root: str, data_dir: str | None, dev
 
 
 def choose(rows: list[dict[str, Any]], tolerance: float) -> dict[str, dict[str, Any]]:
-    """Apply the rule per regulariser: the strongest lambda whose mean validation accuracy is within ``tolerance`` of L2's."""
+    """Apply the rule per regulariser: the strongest lambda whose mean validation accuracy is within
+    ``tolerance`` of L2's."""
     by: dict[str, dict[float, list[float]]] = {}
     for r in rows:
         by.setdefault(r["reg"], {}).setdefault(float(r["strength"]), []).append(r["val_acc"])
@@ -279,7 +281,8 @@ def calibration_markdown(record: dict[str, Any]) -> str:
         lines.append(f"| {reg} | {s:g}{mark} | {len(rs)} | {mean_ci([r['val_acc'] for r in rs]).fmt()} | "
                      f"{pct(mean('lt5'))} | {pct(mean('lt20'))} | {pct(mean('zero'))} | {pct(mean('g_lt5'))} | "
                      f"{acc(mean('val_p30'))} | {acc(mean('val_p50'))} |")
-    lines += ["", "| reg | chosen lambda | within tolerance | transferred to the preset's budget |", "|---|---|---|---|"]
+    lines += ["", "| reg | chosen lambda | within tolerance | transferred to the preset's budget |",
+              "|---|---|---|---|"]
     for reg, c in record["choice"].items():
         lines.append(f"| {reg} | {c['strength']:g} | {'yes' if c['within'] else 'no: weakest on the grid'} | "
                      f"{c['transferred']:.3g} |")

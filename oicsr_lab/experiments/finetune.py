@@ -61,7 +61,8 @@ def finetune_cached(
     from ..pruning.iterative import prune_iteratively
 
     crit = best_criterion(sweep_rows)
-    folder = Path(root) / "finetunes" / f"{run.config.reg}-{config_hash({'run': run.key, 'settings': settings, 'criterion': crit})}"
+    key = config_hash({'run': run.key, 'settings': settings, 'criterion': crit})
+    folder = Path(root) / "finetunes" / f"{run.config.reg}-{key}"
 
     def compute(f: Path) -> dict[str, Any]:
         rows = []

@@ -72,7 +72,10 @@ def reference_run(spec: dict[str, Any], root: Path, seed: int, data, dev, show_p
 
 def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, show_progress: bool | None,
               log: Callable[[str], None]) -> dict[str, bool]:
-    """Every cached step of one task: train, sweep, fine-tune (and the pipeline for the first seed); ``{label: hit}``."""
+    """Every cached step of one task: train, sweep, fine-tune (and the pipeline for the first seed).
+
+    Returns ``{label: hit}`` (True where the step was read from the cache).
+    """
     from .finetune import finetune_cached
     from .pipeline import pipeline_cached
     from .runs import data_identity, train_cached
