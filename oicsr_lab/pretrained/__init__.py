@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import types
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -139,3 +141,19 @@ def ship(run_folder: str | Path, data, out: str | Path | None = None, command: s
     man["models"].sort(key=lambda e: (e["model"], e["reg"], e["seed"]))
     atomic_write_json(root / MANIFEST, man)
     return entry
+
+
+class _CallableModule(types.ModuleType):
+    """This package, callable as its main function.
+
+    ``oicsr_lab.pretrained("resnet20", reg=...)`` is the documented call, but once anything has run
+    ``import oicsr_lab.pretrained`` (or ``from oicsr_lab.pretrained import ...``) Python binds the
+    *package* to the ``oicsr_lab.pretrained`` attribute and the call failed with "'module' object is
+    not callable" (found by the course notebooks, #18). Calling the package now calls :func:`pretrained`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> nn.Module:
+        return pretrained(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
