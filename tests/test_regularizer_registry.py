@@ -181,3 +181,15 @@ def test_oicsr_penalty_and_out_in_energy_share_one_definition(include_bn: bool) 
     reg.after_step(model, lr=0.01)  # the proximal step works on grouped convs (it used to refuse their columns)
     shrunk = channel_energy(model, groups, "out_in", "none", include_bn=include_bn)["c1"]
     assert bool((shrunk < energy["c1"]).all())
+
+
+def test_the_registry_and_the_plots_load_without_torch() -> None:
+    """Reading names and labels (the plots, a report) must not import torch; building a regulariser does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, oicsr_lab.plots, oicsr_lab.regularizers as R; assert 'torch' not in sys.modules, 'torch'; "
+            "assert R.names()[0] == 'l2' and R.reg_label('gl') == 'GL'; R.make_regularizer; "
+            "assert 'torch' in sys.modules; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -20,7 +20,9 @@ name                    ``R`` summed over the selected groups (channel ``i``)
 ======================  =====================================================================
 
 Each name is an entry of the registry (:mod:`.registry`; the six above in :mod:`.builtin`), which
-also holds its display label and its own pruning criterion.
+also holds its display label and its own pruning criterion. Importing this package (and so the
+registry, e.g. for the plots' labels) does not import torch; ``make_regularizer`` (:mod:`.factory`),
+``Regularizer`` (:mod:`.core`) and ``Options`` (:mod:`.options`) load on first use.
 
 Options (defaults first; see :class:`.options.Options`):
 
@@ -45,12 +47,10 @@ Options (defaults first; see :class:`.options.Options`):
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from ..groups.types import ChannelGroup, GroupSet
 from . import builtin  # noqa: F401  (registers the six regularisers above, in menu order)
-from .core import L2, GroupNorm, Regularizer
-from .options import Options, check_options, check_strength, select_groups
 from .registry import (
     REGISTRY,
     RegularizerSpec,
@@ -64,30 +64,16 @@ from .registry import (
     unregister,
 )
 
+_LAZY = {"make_regularizer": ".factory", "Regularizer": ".core", "Options": ".options"}  # they import torch
 
-def make_regularizer(name: str, groups: GroupSet | list[ChannelGroup], strength: float, **options: Any) -> Regularizer:
-    """Build regulariser ``name`` (any name of :func:`names`) over ``groups`` with ``lambda_s = strength``.
 
-    The registry entry says which channel vectors are penalised and whether by rank (GrOWL); the
-    options are the ones above.
-
-    Example:
-        >>> import torch
-        >>> from oicsr_lab import build_model, find_groups, make_regularizer
-        >>> model = build_model("resnet20")
-        >>> reg = make_regularizer("oicsr_gl", find_groups(model, torch.zeros(1, 3, 32, 32)), 1e-2, mode="proximal")
-        >>> reg
-        Regularizer('oicsr_gl', strength=0.01, groups=9, mode='proximal')
-        >>> reg.after_step(model, lr=0.1)  # the proximal step, called by the Trainer after optimizer.step()
-    """
-    spec = get_regularizer(name)
-    strength = check_strength(strength)
-    opts = check_options(spec.name, options)
-    chosen = select_groups(groups, opts.select)
-    if spec.weight_decay_only:
-        return L2(spec.name, strength, opts, len(chosen))
-    return GroupNorm(spec.name, spec.parts(chosen, opts), strength, opts, len(chosen), ordered=spec.ordered,
-                     eps=spec.eps)
+def __getattr__(name: str) -> Any:
+    """``make_regularizer``, ``Regularizer`` and ``Options``, imported on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["make_regularizer", "Regularizer", "Options", "REGISTRY", "RegularizerSpec", "register", "unregister",

@@ -3,15 +3,20 @@
 ``l2`` (weight decay only), ``gl`` (separated group lasso), ``l1bn`` (Network Slimming), ``oicsr_gl``
 (group lasso on whole out-in-channels, eq. 4), ``growl`` and ``oicsr_growl`` (their rank-weighted
 forms). The penalties themselves are in :mod:`oicsr_lab.regularizers` (module docstring) and
-:mod:`.core`; each entry here only says which channel vectors are penalised.
+:mod:`.core`; each entry here only says which channel vectors are penalised (:mod:`.index_plan`,
+imported when a regulariser is built, so the registry itself loads without torch).
 """
 
 from __future__ import annotations
 
-from ..groups.types import ChannelGroup
-from .index_plan import PartSpec, bn_parts, out_in_parts, separated_parts
-from .options import Options
+from typing import TYPE_CHECKING
+
 from .registry import RegularizerSpec, register
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (the registry imports without torch)
+    from ..groups.types import ChannelGroup
+    from .index_plan import PartSpec
+    from .options import Options
 
 
 @register
@@ -29,6 +34,8 @@ class GroupLasso(RegularizerSpec):
 
     @classmethod
     def parts(cls, groups: list[ChannelGroup], options: Options) -> list[PartSpec]:
+        from .index_plan import separated_parts
+
         return separated_parts(groups, options.include_bn, options.include_bias)
 
 
@@ -40,6 +47,8 @@ class L1BN(RegularizerSpec):
 
     @classmethod
     def parts(cls, groups: list[ChannelGroup], options: Options) -> list[PartSpec]:
+        from .index_plan import bn_parts
+
         return bn_parts(groups)
 
 
@@ -51,6 +60,8 @@ class OICSRGroupLasso(RegularizerSpec):
 
     @classmethod
     def parts(cls, groups: list[ChannelGroup], options: Options) -> list[PartSpec]:
+        from .index_plan import out_in_parts
+
         return out_in_parts(groups, options.include_bn, options.include_bias)
 
 
