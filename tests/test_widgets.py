@@ -147,10 +147,14 @@ def test_criterion_menu_lists_the_criteria_registry(explorer, models, data, x, g
                         criterion="taylor")
     calib = calibration_data(data, "train", batches=1, batch_size=16)
     given = PruningExplorer({"l2": models["l2"]}, data, x, eval_images=N_EVAL, groups=groups, async_mode="manual",
-                            accuracy=False, calibration=calib, criterion="taylor")
+                            accuracy=False, calibration=calib)
     assert [v for _, v in given.criterion_dropdown.options] == list(names())
     given.set_ratio(0.3)
+    shown = []
+    given.status.observe(lambda c: shown.append(c["new"]), names="value")
+    given.set_criterion("taylor")
     assert given.plans["l2"].criterion == "taylor" and given.plans["l2"].achieved_ratio > 0.25
+    assert any("scoring channels by taylor" in v for v in shown) and given.status.value == ""  # said while it ran
     for ex in (bare, given):
         ex.close()
 

@@ -81,7 +81,7 @@ class Library:
         key = (reg, criterion or self.criterion, normalize)
         if key not in self._energy:
             calib = None
-            if getattr(CRITERIA.get(key[1]), "needs_data", False):
+            if self.needs_data(key[1]):
                 if self.calibration is None:
                     raise ConfigError(f"criterion {key[1]!r} needs calibration data; build the explorer with "
                                       "calibration=calibration_data(data, 'train') or data with a training split")
@@ -91,6 +91,15 @@ class Library:
                 calibration=calib,
             )
         return self._energy[key]
+
+    def has_energy(self, reg: str, normalize: str = "layer_max", criterion: str | None = None) -> bool:
+        """True when :meth:`energy` of this run, normalisation and criterion is cached."""
+        return (reg, criterion or self.criterion, normalize) in self._energy
+
+    @staticmethod
+    def needs_data(criterion: str) -> bool:
+        """True for a data-driven criterion of the registry (it runs calibration batches)."""
+        return bool(getattr(CRITERIA.get(criterion), "needs_data", False))
 
     def warm(self, normalizations: tuple[str, ...]) -> None:
         """Compute every (run, normalisation) energy now, so slider moves never wait for it."""

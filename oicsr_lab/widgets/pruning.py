@@ -217,6 +217,8 @@ class PruningExplorer(DisplayMixin):
         """Recompute the plans of the shown runs, redraw the bars and readout, request accuracy."""
         t0 = time.perf_counter()
         ratio, norm, crit, shown = self.ratio, self.normalize, self.criterion, self.selected
+        if any(not self.lib.has_energy(reg, norm, crit) for reg in shown) and self.lib.needs_data(crit):
+            self.status.value = f"<i>scoring channels by {esc(crit)} on calibration batches…</i>"  # seconds, once
         plans = {reg: self.lib.plan(reg, ratio, norm, crit) for reg in shown}
         names = [g.name for g in self.lib.group_list]
         for reg, t in self.toggles.items():
