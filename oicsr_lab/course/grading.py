@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,14 @@ def grade_submissions(submissions: str | Path, course: str | Path = "dist/course
 
     for student, assignment in sorted({(s, a) for s, a, _ in found}):
         log(f"grading {student} / {assignment}")
-        result = nbg.autograde(assignment, student, force=True, create=True)
+        with warnings.catch_warnings():  # nbgrader's own SQLAlchemy session warnings say nothing to a user
+            warnings.filterwarnings("ignore", message=".*not in session.*")
+            result = nbg.autograde(assignment, student, force=True, create=True)
         if not result["success"]:
             raise ConfigError(f"{student}/{assignment}: nbgrader autograde failed: "
                               f"{(result['error'] or '').strip().splitlines()[-1:]}")
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        with warnings.catch_warnings(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            warnings.filterwarnings("ignore", message=".*not in session.*")
             sub = gb.find_submission_notebook(assignment, assignment, student)
             failed = sorted(g.name for g in sub.grades if g.cell_type == "code" and (g.score or 0) < g.max_score)
             rows.append({"student": student, "notebook": assignment, "auto_score": float(sub.code_score),
