@@ -2,8 +2,8 @@
 
 ipywidgets are not thread-safe: a value set from a worker thread races the kernel's own message
 handling (slider moves arrive there) and its comm writes. A :class:`KernelThread` is created by an
-explorer on the thread that builds it (the kernel's main thread in Jupyter and Voila). A worker
-calls :meth:`KernelThread.post` with a callable; it runs
+explorer; its owner is the kernel's main thread (which runs the kernel's IO loop) in Jupyter and
+Voila, else the thread that builds it. A worker calls :meth:`KernelThread.post` with a callable; it runs
 
 * at once, when posted from the owner thread itself (synchronous modes, tests);
 * on the kernel's IO loop (``ipykernel``'s tornado ``IOLoop.add_callback``, which is thread-safe),
@@ -40,8 +40,10 @@ class KernelThread:
     """Runs posted UI updates on the thread that created it (see the module docstring)."""
 
     def __init__(self, io_loop: Any = "auto") -> None:
-        self.owner = threading.get_ident()
         self.io_loop = kernel_io_loop() if io_loop == "auto" else io_loop
+        # in a kernel the owner is its main thread, which runs the IO loop (also when the explorer is
+        # built from another thread, e.g. an ipykernel subshell); elsewhere the thread that builds it
+        self.owner = threading.main_thread().ident if self.io_loop is not None else threading.get_ident()
         self._lock = threading.Lock()
         self._queue: list[Callable[[], None]] = []
         self._scheduled = False
