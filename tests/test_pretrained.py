@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from oicsr_lab.errors import CheckpointError, ConfigError
-from oicsr_lab.pretrained import find, list_pretrained, load_entry, pretrained, ship
+from oicsr_lab.experiments.ship import ship
+from oicsr_lab.pretrained import find, list_pretrained, load_entry, pretrained
 from oicsr_lab.train import build_trainer, evaluate, preset
 
 SHIPPED = list_pretrained()

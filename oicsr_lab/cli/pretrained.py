@@ -24,7 +24,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the trained networks shipped with the package (or ship a finished run, for maintainers)."""
-    from ..pretrained import list_pretrained, ship
+    from ..experiments.ship import ship
+    from ..pretrained import list_pretrained
 
     if args.action == "list":
         rows = list_pretrained()

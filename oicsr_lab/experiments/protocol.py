@@ -89,6 +89,15 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
             "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
 
 
+TRAINED_REFERENCE = "a dense L2 network trained for the same total epochs"
+
+
+def reference_phrase(references: dict[str, Any] | None) -> str:
+    """What the fine-tune table's dense reference is, in words (the ``demo`` preset's differs: see its note)."""
+    notes = {v.get("note") for v in (references or {}).values() if v.get("note")}
+    return "; ".join(sorted(notes)) if notes else TRAINED_REFERENCE
+
+
 def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) -> dict[str, Any]:
     """Table 1 form: per method and ratio, FLOPs, params, top-1 after fine-tuning (mean, interval) and the
     paired difference to the dense reference trained for the same total epochs."""

@@ -75,7 +75,7 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         add("Energy of every prunable layer", "energy_grid", "One panel per layer pair.",
             lambda: plots.static_energy_grid(energies))
     if sweep and any(r.get("val_acc_before_retrain") not in (None, "") for r in sweep):
-        from .protocol import after_finetuning, before_retraining
+        from .protocol import after_finetuning, before_retraining, reference_phrase
 
         before = before_retraining(sweep)
         classes = (summary or {}).get("data", {}).get("classes") or 10
@@ -89,8 +89,9 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         if ft:
             after = after_finetuning(ft, (summary or {}).get("references", {}))
             add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
-                "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: a dense L2 network trained "
-                "for the same total epochs. Test accuracy, mean and 95 % interval over seeds.",
+                "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
+                f"{reference_phrase((summary or {}).get('references'))}. Test accuracy, mean and 95 % interval "
+                "over seeds.",
                 lambda: plots.static_finetuned(after), columns=True)
     if sweep:
         df = pd.DataFrame(sweep)

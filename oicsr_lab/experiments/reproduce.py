@@ -24,12 +24,14 @@ from ..pruning.iterative import PIPELINE_COLUMNS
 from ..train import resolve_device, set_threads
 from .finetune import FINETUNE_COLUMNS, finetune_cached
 from .pipeline import pipeline_cached
+from .protocol import reference_phrase
 from .report import write_csv, write_index
-from .runs import TrainedRun, cached, config_hash, data_identity, train_cached
-from .spec import build_spec, run_config
+from .runs import TrainedRun, cached, config_hash, data_identity
+from .shipped import is_shipped, shipped_reference
+from .spec import build_spec
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
-from .workers import default_jobs, reference_run, run_parallel, run_steps, tasks_of
+from .workers import default_jobs, obtain_run, reference_run, run_parallel, run_steps, tasks_of
 
 FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "finetune.csv", "table1.json", "summary.json",
          "index.html")
@@ -127,7 +129,7 @@ def reproduce(
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    data = load_dataset(spec["base_config"]["dataset"], root=data_dir)
+    data = load_dataset(spec["base_config"]["dataset"], root=data_dir)  # demo: the embedded sample
     for note in data.notes:
         log(f"note: {note}")
     data_id = data_identity(data)  # keys the run cache (not the data folder, so moving the data keeps it)
@@ -159,9 +161,8 @@ def reproduce(
     runs: dict[int, dict[str, TrainedRun]] = {s: {} for s in seeds_}
     for seed in seeds_:
         for reg in regs_:
-            cfg = run_config(spec, reg, seed)
-            runs[seed][reg] = step(f"train {reg} seed {seed}", lambda cfg=cfg: _with_hit(
-                train_cached(cfg, root, data, data_id, dev, inner, log)))
+            runs[seed][reg] = step(f"train {reg} seed {seed}", lambda reg=reg, seed=seed: _with_hit(
+                obtain_run(spec, root, reg, seed, data, dev, inner, log)))
     sweeps = {s: {reg: step(f"sweep {reg} seed {s}",
                             lambda r=runs[s][reg]: sweep_cached(r, data, spec, root, dev, inner))
                   for reg in regs_} for s in seeds_}
@@ -173,6 +174,11 @@ def reproduce(
             for reg in regs_:
                 ft_rows += step(f"finetune {reg} seed {s}", lambda r=runs[s][reg], rows=sweeps[s][reg]["rows"]:
                                 finetune_cached(r, rows, data, root, spec["finetune"], label_, dev, inner, log))
+            if is_shipped(spec):
+                shipped_ref = shipped_reference(runs[s], root)
+                if shipped_ref is not None:
+                    references[str(s)] = shipped_ref
+                continue
             ref = reference_run(spec, root, s, data, dev, inner, log)
             references[str(s)] = {"test_acc": ref.result["test_acc"], "epochs": ref.config.epochs,
                                   "folder": str(ref.folder.relative_to(root))}
@@ -218,8 +224,8 @@ def reproduce(
             "sweep accuracies on the test split are reported; each method's criterion for fine-tuning is chosen "
             "on the validation split held out of the training data (val_acc_before_retrain)",
             "energies.json holds every seed (by_seed); plans.json / pipeline.csv use the first seed",
-            "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: dense L2 trained for "
-            "training + fine-tuning epochs",
+            "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: "
+            + reference_phrase(references),
             "table1 computed rows: structure of torchvision resnet50 only; see each row's 'weights'",
         ],
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..train import TrainConfig, preset
+from .shipped import SHIPPED, shipped_grid
 from .sweep import PROTOCOL_CRITERIA
 
 DEFAULT_REGS = ("l2", "gl", "l1bn", "oicsr_gl")
@@ -51,18 +52,30 @@ STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {
     "course": _calibrated(*(float(f"{v * _QUICK_SUM_LR / _COURSE_SUM_LR:.3g}") for v in (0.177, 0.25, 0.02)), PROX_BN),
     "paper": _strengths(1e-4, 1e-5, {"mode": "subgradient"}),
 }
+STRENGTHS["demo"] = STRENGTHS["course"]  # demo prunes the shipped course models; their manifest has the values
 STRENGTH_SOURCE = {
     "ci": "ci keeps quick's lambda x sum(lr) of the earlier (test-split) calibration; ci numbers are smoke tests only",
     "quick": ("oicsr-lab calibrate --preset quick on the validation split (seed 100; GrOWL: half of GL's, "
               "not calibrated)"),
     "course": "quick's validation-calibrated lambda x sum(lr) transferred to 50 epochs; course calibration pending",
     "paper": "the paper's subgradient form at Network Slimming's published 1e-5 scale; not calibrated here",
+    "demo": "those the shipped models were trained with (course's; oicsr_lab/pretrained/manifest.json)",
 }
 
 RATIOS_FULL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 # Per preset: training overrides of the train preset, the sweep, the pipeline.
 REPRODUCE: dict[str, dict[str, Any]] = {
+    # <= 5 min on 2 CPU cores, offline: no training -- the shipped course-trained ResNet-20s (every shipped seed)
+    # pruned, fine-tuned 1 epoch and measured on the embedded sample (1,000 test images; 500 held-out training
+    # images choose each method's criterion; fine-tuning sees the other 4,500)
+    "demo": {"source": SHIPPED, "train_preset": "course",
+             "train": {"dataset": "cifar10-sample", "val_images": 500}, "ratios": RATIOS_FULL, "sweep_test": 1000,
+             "sweep_precision": "auto",  # bf16 evaluations on a native-bf16 CPU: ~2.5x faster, docs/results.md
+             "seeds": None,
+             "finetune": {"ratios": (0.3, 0.5), "epochs": 1},
+             "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.3, "step_ratio": 0.1,
+                          "retrain_epochs": 1, "finetune_epochs": 1}},
     # < 3 min on 2 CPU cores: width-0.25 ResNet-20, 1,000 train / 500 test images, 2 epochs per run
     "ci": {"train": {"epochs": 2, "lr": 0.1, "batch_size": 32}, "ratios": (0.1, 0.3, 0.5), "sweep_test": 500,
            "seeds": (0,),
@@ -123,11 +136,14 @@ def build_spec(
     if preset_name not in REPRODUCE:
         raise ConfigError(f"unknown preset {preset_name!r}; choose one of {', '.join(REPRODUCE)}")
     rp = copy.deepcopy(REPRODUCE[preset_name])
-    base = preset(preset_name, **rp["train"]).replace(model=model, dataset=dataset, epochs=epochs, width=width,
-                                                       precision=precision)
+    base = preset(rp.get("train_preset", preset_name), **rp["train"])
+    base = base.replace(model=model, dataset=dataset, epochs=epochs, width=width, precision=precision)
     if model is not None and width is None and model != base.model:
         base = base.replace(width=1.0) if model.startswith("torchvision:") else base
     base.validate()
+    missing: list[str] = []
+    if rp.get("source") == SHIPPED:
+        regs, seeds, missing = shipped_grid(base.model, regs, seeds, base.width)
     regs = list(regs) if regs else list(DEFAULT_REGS)
     bad = [r for r in regs if r not in ALL_REGS]
     if bad or not regs:
@@ -136,6 +152,12 @@ def build_spec(
     if any(not (0 < r < 1) for r in ratios):
         raise ConfigError(f"ratios must lie in (0, 1), got {ratios}")
     table = copy.deepcopy(STRENGTHS[preset_name])
+    if rp.get("source") == SHIPPED:  # the strengths the shipped models were trained with
+        from ..pretrained import find
+
+        for reg in regs:
+            e = find(base.model, reg, seeds[0], width=base.width)
+            table[reg] = {"strength": float(e["strength"]), "options": dict(e.get("reg_options") or {})}
     for reg, value in (strengths or {}).items():
         table.setdefault(reg, {"options": {}})["strength"] = float(value)
     runs = {reg: base.replace(reg=reg, strength=table[reg]["strength"],
@@ -156,11 +178,13 @@ def build_spec(
     if ft["epochs"] < 0 or any(not (0 < r < 1) for r in ft["ratios"]):
         raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
     return {
-        "preset": preset_name, "base_config": base.to_dict(), "regs": regs, "strengths": {r: table[r] for r in regs},
+        "preset": preset_name, "base_config": base.to_dict(), "source": rp.get("source", "train"),
+        "not_in_grid": missing, "regs": regs, "strengths": {r: table[r] for r in regs},
         "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
         "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS,
+                  **({"precision": rp["sweep_precision"]} if "sweep_precision" in rp else {}),
                   **({"criteria": _criteria(criteria)} if criteria else {})},
         "pipeline": pipe,
     }

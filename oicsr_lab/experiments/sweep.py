@@ -23,6 +23,7 @@ from ..errors import ConfigError, PlanError
 from ..flops import count_flops
 from ..importance import channel_energy
 from ..inference import inference_copy
+from ..precision import autocast, resolve_precision
 from ..progress import progress
 from ..pruning import global_greedy_plan
 from ..regularizers import own_criterion
@@ -98,9 +99,17 @@ def uniform_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _accuracy(model: nn.Module, plan: Any, data: DatasetSplits, split: Split, device: Any) -> float:
-    """Top-1 (%) of ``model`` pruned by ``plan`` (dense when None), through its fast inference copy."""
-    return evaluate(inference_copy(model, plan), data, split, device=device, channels_last=True)["acc"]
+def _accuracies(model: nn.Module, plan: Any, data: DatasetSplits, splits: list[Split | None], device: Any,
+                precision: str = "fp32") -> list[float | None]:
+    """Top-1 (%) on each split (None: skipped) of ``model`` pruned by ``plan`` (dense when None).
+
+    One fast inference copy (physically pruned, BN folded) serves every split; ``precision``
+    (fp32, bf16, auto) is the arithmetic of the forward passes.
+    """
+    net = inference_copy(model, plan)
+    with autocast(resolve_precision(precision, device), device):
+        return [None if s is None else evaluate(net, data, s, device=device, channels_last=True)["acc"]
+                for s in splits]
 
 
 def sweep_model(
@@ -118,6 +127,7 @@ def sweep_model(
     calibration: Calibration | None = None,
     calibration_batches: int = 4,
     val_split: Split | None = None,
+    precision: str = "fp32",
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
     """Rows of ``sweep.csv`` (ratio 0 = the dense model) and ``{criterion/normalize: {ratio: plan summary}}``.
 
@@ -125,16 +135,15 @@ def sweep_model(
     by default ``calibration_batches`` batches of 64 of the validation split (training split when
     none is held out), seeded by ``meta["seed"]``; their plan summaries say which (``calibration``).
     ``val_split``: also measure every plan on it (``val_acc_before_retrain``), where choices such
-    as each method's best criterion are made; ``test_split`` is for the reported numbers.
+    as each method's best criterion are made (floors are measured on the test split only);
+    ``test_split`` is for the reported numbers. ``precision``: arithmetic of the evaluations
+    (default fp32; ``auto`` = bf16 on a native-bf16 CPU, ~2.5x faster here, see the ``demo`` preset).
     """
     meta = dict(meta or {})
     model = model.to(device).eval()
     example = data.example_input().to(device)
     report = count_flops(model, example)
-    dense_acc = _accuracy(model, None, data, test_split, device)
-    val_acc = (lambda plan: _accuracy(model, plan, data, val_split,
-                                      device)) if val_split is not None else (lambda plan: None)
-    dense_val = val_acc(None)
+    dense_acc, dense_val = _accuracies(model, None, data, [test_split, val_split], device, precision)
     ratios, criteria = [float(r) for r in ratios], list(criteria)
     rows: list[dict[str, Any]] = []
     plans: dict[str, dict[str, dict[str, Any]]] = {}
@@ -164,8 +173,9 @@ def sweep_model(
                 plans[key][f"{ratio:g}"] = {"error": str(e)}
                 bar.update(1)
                 continue
-            acc = _accuracy(model, plan, data, test_split, device)
-            vacc = val_acc(plan)
+            # validation accuracy is where a method's criterion is chosen; floors are never chosen
+            acc, vacc = _accuracies(model, plan, data, [test_split, None if crit in FLOORS else val_split], device,
+                                    precision)
             rows.append({**meta, "criterion": crit, "normalize": normalize, "ratio": ratio,
                          "achieved_ratio": plan.achieved_ratio, "acc_before_retrain": acc,
                          "val_acc_before_retrain": vacc,

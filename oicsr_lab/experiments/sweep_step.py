@@ -30,7 +30,8 @@ def sweep_cached(run: TrainedRun, data, spec: dict[str, Any], root: Path, device
         rows, plans = sweep_model(model, groups, held, test, sw["ratios"],
                                   criteria_for(run.config.reg, sw.get("criteria")),
                                   normalize=sw["normalize"], max_layer_ratio=sw["max_layer_ratio"], meta=meta,
-                                  device=device, show_progress=show_progress, val_split=held.val)
+                                  device=device, show_progress=show_progress, val_split=held.val,
+                                  precision=sw.get("precision", "fp32"))
         return {"run": run.key, "rows": rows, "plans": plans, "energies": channel_energies(model, groups),
                 "test_images": len(test)}
 

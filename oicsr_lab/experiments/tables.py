@@ -72,7 +72,7 @@ def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
 
 def protocol_tables(report: str | Path) -> str:
     """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
-    from .protocol import HEADLINE, after_finetuning, before_retraining
+    from .protocol import HEADLINE, after_finetuning, before_retraining, reference_phrase
 
     report = Path(report)
     summary = _load(report, "summary.json")
@@ -109,8 +109,8 @@ def protocol_tables(report: str | Path) -> str:
             epochs = summary["config"].get("finetune", {}).get("epochs")
             lines = ["### After fine-tuning at matched FLOPs (Table 1 form)", "",
                      f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
-                     f"fine-tuning without the regulariser. Δ: paired difference to a dense L2 network trained for the "
-                     f"same total epochs ({_ci(a['dense'])}). " + where, "",
+                     f"fine-tuning without the regulariser. Δ: paired difference to "
+                     f"{reference_phrase(summary.get('references'))} ({_ci(a['dense'])}). " + where, "",
                      "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | "
                      "top-1 | Δ vs dense |",
                      "|---|---|---|---|---|---|---|---|"]

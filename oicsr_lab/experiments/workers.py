@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..progress import progress
+from .shipped import is_shipped, shipped_run
 
 _DATA: dict[tuple, Any] = {}  # per worker process: data sets already decoded
 
@@ -55,9 +56,20 @@ REFERENCE = "reference"  # the task label of the dense L2 reference trained for 
 def tasks_of(spec: dict[str, Any]) -> list[tuple[str, int]]:
     """The independent (regulariser, seed) tasks of ``spec``, plus one dense reference per seed when fine-tuning."""
     tasks = [(reg, seed) for seed in spec["seeds"] for reg in spec["regs"]]
-    if spec.get("finetune", {}).get("epochs", 0) > 0:
+    if spec.get("finetune", {}).get("epochs", 0) > 0 and not is_shipped(spec):  # shipped: the shipped L2 is it
         tasks += [(REFERENCE, seed) for seed in spec["seeds"]]
     return tasks
+
+
+def obtain_run(spec: dict[str, Any], root: Path, reg: str, seed: int, data, device: Any,
+               show_progress: bool | None, log: Callable[[str], None] | None):
+    """The trained run of (reg, seed): trained (or read from the cache), or the shipped model (``demo``)."""
+    from .runs import data_identity, train_cached
+    from .spec import run_config
+
+    if is_shipped(spec):
+        return shipped_run(spec, root, reg, seed, data, log)
+    return train_cached(run_config(spec, reg, seed), root, data, data_identity(data), device, show_progress, log)
 
 
 def reference_run(spec: dict[str, Any], root: Path, seed: int, data, dev, show_progress, log):
@@ -78,8 +90,6 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
     """
     from .finetune import finetune_cached
     from .pipeline import pipeline_cached
-    from .runs import data_identity, train_cached
-    from .spec import run_config
     from .sweep_step import model_label, sweep_cached
 
     out: dict[str, bool] = {}
@@ -92,7 +102,7 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
     if reg == REFERENCE:
         note(f"{REFERENCE} seed {seed}", reference_run(spec, root, seed, data, dev, show_progress, log).hit, t0)
         return out
-    run = train_cached(run_config(spec, reg, seed), root, data, data_identity(data), dev, show_progress, log)
+    run = obtain_run(spec, root, reg, seed, data, dev, show_progress, log)
     note(f"train {reg} seed {seed}", run.hit, t0)
     t0 = time.perf_counter()
     sweep, hit = sweep_cached(run, data, spec, root, dev, show_progress)

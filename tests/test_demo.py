@@ -1,0 +1,94 @@
+"""The ``demo`` preset: reproduce's steps on the shipped models, no training, offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from oicsr_lab.errors import ConfigError
+from oicsr_lab.experiments import shipped as shipped_mod
+from oicsr_lab.experiments.spec import build_spec
+from oicsr_lab.experiments.workers import REFERENCE, tasks_of
+from oicsr_lab.pretrained import find, list_pretrained
+
+FAKE = [{"model": "resnet20", "width": 1.0, "reg": r, "seed": s}
+        for r, seeds in {"l2": (0, 1, 2), "gl": (0, 1), "oicsr_gl": (0, 1, 2), "l1bn": (2,)}.items() for s in seeds]
+
+
+@pytest.fixture
+def fake_manifest(monkeypatch):
+    import oicsr_lab.pretrained as pre
+
+    monkeypatch.setattr(pre, "list_pretrained", lambda root=None: [dict(e) for e in FAKE])
+
+
+def test_grid_takes_the_seeds_every_regulariser_has(fake_manifest) -> None:
+    regs, seeds, missing = shipped_mod.shipped_grid("resnet20", ["l2", "gl", "oicsr_gl"])
+    assert (regs, seeds, missing) == (["l2", "gl", "oicsr_gl"], [0, 1], ["l2 seed 2", "oicsr_gl seed 2"])
+    regs, seeds, _ = shipped_mod.shipped_grid("resnet20", ["oicsr_gl", "l1bn"])
+    assert regs == ["oicsr_gl", "l1bn"] and seeds == [2]
+    assert shipped_mod.shipped_grid("resnet20", ["l2", "oicsr_gl"], seeds=[2])[1] == [2]
+
+
+@pytest.mark.parametrize("regs, seeds, message", [
+    (["growl"], None, "no shipped resnet20 model for growl; shipped: gl seeds"),
+    (["l2", "l1bn"], [0], r"seed\(s\) \[0\] are not shipped for every one of l2, l1bn"),
+    (None, None, "no seed is shipped for every one of l2, gl, l1bn, oicsr_gl"),  # default: all, paper order
+])
+def test_grid_errors_name_what_is_shipped(fake_manifest, regs, seeds, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        shipped_mod.shipped_grid("resnet20", regs, seeds)
+
+
+def test_demo_spec_prunes_shipped_models_without_training() -> None:
+    spec = build_spec("demo")
+    have = {(e["reg"], int(e["seed"])) for e in list_pretrained() if e["model"] == "resnet20"}
+    assert spec["source"] == "shipped" and spec["base_config"]["dataset"] == "cifar10-sample"
+    assert {(r, s) for r in spec["regs"] for s in spec["seeds"]} <= have
+    assert spec["sweep"]["precision"] == "auto" and "precision" not in build_spec("quick")["sweep"]
+    assert REFERENCE not in {reg for reg, _ in tasks_of(spec)}  # the shipped L2 is the reference: nothing trains
+    for reg in spec["regs"]:  # the spec records the strengths the shipped models were trained with
+        assert spec["strengths"][reg]["strength"] == pytest.approx(find("resnet20", reg, spec["seeds"][0])["strength"])
+
+
+def test_demo_reproduce_on_the_shipped_l2(tmp_path, data_dir) -> None:
+    """A reduced demo end to end: the shipped network enters the run cache unchanged, is swept, fine-tuned
+    and reported against itself as the dense reference; a rerun computes nothing."""
+    from oicsr_lab.experiments import reproduce
+    from oicsr_lab.pretrained import pretrained
+    from oicsr_lab.train import load_trained
+
+    kw = dict(regs=["l2"], seeds=[0], ratios=[0.3], finetune_ratios=[0.3], criteria="out_in,random", table1=False,
+              threads=1, jobs=1, data_dir=data_dir, show_progress=False, log=None)
+    summary = reproduce("demo", tmp_path, **kw)
+    entry = find("resnet20", "l2", 0)
+    run = summary["runs"]["0"]["l2"]
+    assert run["folder"].startswith("runs/l2-shipped-")
+    assert run["test_acc"] == pytest.approx(entry["sample_test_acc"], abs=0.05)
+    model, blob = load_trained(tmp_path / run["folder"])
+    ref = pretrained("resnet20", "l2", 0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+    assert blob["shipped"] == entry["name"]
+    assert sorted(p.name.split("-")[1] for p in (tmp_path / "runs").iterdir()) == ["shipped"]  # nothing trained
+    assert "shipped dense L2" in summary["references"]["0"]["note"]
+    ft = (tmp_path / "finetune.csv").read_text().splitlines()
+    assert len(ft) == 2 and ",0.3," in ft[1]
+    rows = [r.split(",") for r in (tmp_path / "sweep.csv").read_text().splitlines()]
+    assert {r[rows[0].index("criterion")] for r in rows[1:]} == {"out_in", "random"}
+    again = reproduce("demo", tmp_path, **kw)
+    assert again["cache"]["computed"] == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["config"]["source"] == "shipped"
+
+
+def test_bf16_sweep_evaluation_matches_fp32(sample_data) -> None:
+    """The demo evaluates in bf16 (auto); on the shipped L2 that moves accuracy by well under a point."""
+    from oicsr_lab.experiments.sweep import _accuracies
+    from oicsr_lab.pretrained import pretrained
+
+    model = pretrained("resnet20", "l2", 0)
+    fp32, = _accuracies(model, None, sample_data, [sample_data.test], "cpu", "fp32")
+    bf16, = _accuracies(model, None, sample_data, [sample_data.test], "cpu", "bf16")
+    assert fp32 == pytest.approx(find("resnet20", "l2", 0)["sample_test_acc"], abs=0.05)
+    assert abs(bf16 - fp32) <= 0.5
