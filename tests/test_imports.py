@@ -130,7 +130,7 @@ def test_every_subcommand_module_is_registered():
     files = {p.stem for p in (PACKAGE_DIR / "cli").glob("*.py")} - {"__init__", "common"}
     assert {c.__name__.rpartition(".")[2] for c in COMMANDS} == files
     assert [c.NAME for c in COMMANDS] == ["train", "eval", "info", "pretrained", "prune", "reproduce", "tables",
-                                          "calibrate"]
+                                          "calibrate", "course"]
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

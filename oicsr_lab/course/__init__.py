@@ -19,7 +19,7 @@ from typing import Any
 
 _EXPORTS = {
     "check": "oicsr_lab.course.checks", "grade": "oicsr_lab.course.checks", "verdict": "oicsr_lab.course.checks",
-    "EXERCISES": "oicsr_lab.course.checks", "shipped_models": "oicsr_lab.course.shipped",
+    "EXERCISES": "oicsr_lab.course.registry", "shipped_models": "oicsr_lab.course.shipped",
     "release": "oicsr_lab.course.release", "grade_submissions": "oicsr_lab.course.grading",
 }
 

@@ -1,6 +1,6 @@
 """The reference of every checkable exercise, recomputed from the notebook's own objects.
 
-Each function is registered with :func:`~oicsr_lab.course.checks.exercise` and returns
+Each function is registered with :func:`~oicsr_lab.course.registry.exercise` and returns
 ``(right, hint)``; a hint points at the idea, never at the value. Ids are ``"NN.k"``: notebook NN,
 exercise k (the numbering of each notebook's *Exercises* section).
 """
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import PlanError
-from .checks import exercise
+from .registry import exercise
 
 
 def _close(a: float, b: float, rel: float, abs_: float = 0.0) -> bool:

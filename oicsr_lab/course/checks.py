@@ -24,21 +24,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
+from .registry import EXERCISES, Exercise
 
 RIGHT, WRONG, MISSING = "right", "wrong", "not answered"
 _STYLE = {RIGHT: ("#1b7f3b", "✓ right"), WRONG: ("#b3261e", "✗ not yet"), MISSING: ("#7a5c00", "… not answered yet")}
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """One checkable exercise: its id, what the answer variable should hold, and its comparison."""
-
-    id: str
-    asks: str  # what to assign, e.g. "ex3_stage: the stage whose channels save the most MACs each"
-    compare: Callable[..., tuple[bool, str]]  # (answer, **context) -> (right?, hint when wrong)
 
 
 @dataclass(frozen=True)
@@ -60,24 +52,6 @@ class Verdict:
         return (f"<div style='border-left:4px solid {color};padding:4px 10px;margin:2px 0'>"
                 f"<b style='color:{color}'>Exercise {html.escape(self.exercise)}: {label}</b> "
                 f"&mdash; {html.escape(self.message)}</div>")
-
-
-EXERCISES: dict[str, Exercise] = {}
-
-
-Compare = Callable[..., tuple[bool, str]]
-
-
-def exercise(exercise_id: str, asks: str) -> Callable[[Compare], Compare]:
-    """Register ``compare(answer, **context) -> (right, hint)`` as the check of ``exercise_id``."""
-
-    def register(compare: Compare) -> Compare:
-        if exercise_id in EXERCISES:
-            raise ConfigError(f"exercise {exercise_id!r} is registered twice")
-        EXERCISES[exercise_id] = Exercise(exercise_id, asks, compare)
-        return compare
-
-    return register
 
 
 def _lookup(exercise_id: str) -> Exercise:
