@@ -105,8 +105,11 @@ def release(out: str | Path = "dist/course", notebooks: str | Path | None = None
     (instructor / "README.md").write_text(instructor_readme([p.name for p in sources]))
     if wheel:
         repo = REPO_NOTEBOOKS.parent
+        had_build = (repo / "build").exists()
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(student), str(repo)], check=True)
+        if not had_build:  # setuptools builds in the source tree: leave it as it was
+            shutil.rmtree(repo / "build", ignore_errors=True)
         written["wheel"] = sorted(p.name for p in student.glob("*.whl"))
         log(f"wheel: {written['wheel']}")
     return written
