@@ -59,11 +59,10 @@ def load_source(path: str | Path, reg: str | None = None, seed: int | None = Non
 def run(args: argparse.Namespace) -> int:
     """Prune iteratively to a FLOPs target (Algorithm 1 per step, retraining with the regulariser between)."""
     from ..data import load_dataset
-    from ..experiments.reproduce import auto_threads
     from ..locate import is_report_folder
     from ..models import build_model
     from ..pruning.iterative import PipelineSettings, prune_iteratively
-    from ..train import TrainConfig, set_threads
+    from ..train import TrainConfig, auto_threads, set_threads
 
     # every option checked before anything is loaded, printed or written
     PipelineSettings(target_ratio=args.target, step_ratio=args.step, retrain_epochs=args.retrain_epochs,

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..progress import progress
 from ..pruning.iterative import PIPELINE_COLUMNS
-from ..train import resolve_device, set_threads
+from ..train import auto_threads, resolve_device, set_threads
 from .finetune import FINETUNE_COLUMNS, finetune_cached
 from .pipeline import pipeline_cached
 from .protocol import reference_phrase
@@ -39,18 +39,6 @@ FILES = ("energies.json", "sweep.csv", "plans.json", "pipeline.csv", "finetune.c
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def auto_threads() -> int | None:
-    """Idle CPU cores by the 1-minute load average (at least 1); None where unknown or OICSR_LAB_THREADS is set.
-
-    On a shared 2-core machine, 2 threads next to a busy process run ~15x *slower* than 1
-    (OpenMP threads wait for each other), so ``reproduce`` only uses the cores that are idle.
-    """
-    if os.environ.get("OICSR_LAB_THREADS") or not hasattr(os, "getloadavg"):
-        return None
-    cores = os.cpu_count() or 1
-    return max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
 
 
 def versions() -> dict[str, str]:

@@ -9,7 +9,6 @@ knows nothing about pruning. Checkpoints are atomic and a run resumes to the sam
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 import warnings
@@ -368,10 +367,3 @@ def _json_line(record: dict[str, Any]) -> str:
     import json
 
     return json.dumps(record, default=float) + "\n"
-
-
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` CPU threads (None: leave torch's default; ``OICSR_LAB_THREADS`` also works)."""
-    threads = threads or (int(os.environ["OICSR_LAB_THREADS"]) if os.environ.get("OICSR_LAB_THREADS") else None)
-    if threads:
-        torch.set_num_threads(int(threads))
