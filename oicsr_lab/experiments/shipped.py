@@ -69,8 +69,10 @@ def shipped_grid(model: str, regs: list[str] | None = None, seeds: list[int] | N
 
 
 def _reg_order(reg: str) -> tuple[int, str]:
-    """L2 first, then the paper's order (GL, L1-BN, OICSR-GL, ...), unknown names last."""
-    order = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
+    """The regulariser registry's menu order (L2, GL, L1-BN, OICSR-GL, ...), unknown names last."""
+    from ..regularizers import names
+
+    order = names()
     return (order.index(reg) if reg in order else len(order), reg)
 
 

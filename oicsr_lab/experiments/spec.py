@@ -12,12 +12,13 @@ import copy
 from typing import Any
 
 from ..errors import ConfigError
+from ..regularizers import names
 from ..train import TrainConfig, preset
 from .shipped import SHIPPED, shipped_grid
 from .sweep import PROTOCOL_CRITERIA
 
 DEFAULT_REGS = ("l2", "gl", "l1bn", "oicsr_gl")
-ALL_REGS = ("l2", "gl", "l1bn", "oicsr_gl", "growl", "oicsr_growl")
+ALL_REGS = names()  # the regulariser registry, menu order (build_spec checks the live registry)
 PROX = {"mode": "proximal"}
 PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: docs/results.md, calibration
 
@@ -145,9 +146,9 @@ def build_spec(
     if rp.get("source") == SHIPPED:
         regs, seeds, missing = shipped_grid(base.model, regs, seeds, base.width)
     regs = list(regs) if regs else list(DEFAULT_REGS)
-    bad = [r for r in regs if r not in ALL_REGS]
+    bad = [r for r in regs if r not in names()]
     if bad or not regs:
-        raise ConfigError(f"unknown regulariser(s) {bad}; choose from {', '.join(ALL_REGS)}")
+        raise ConfigError(f"unknown regulariser(s) {bad}; choose from {', '.join(names())}")
     ratios = [float(r) for r in (ratios or rp["ratios"])]
     if any(not (0 < r < 1) for r in ratios):
         raise ConfigError(f"ratios must lie in (0, 1), got {ratios}")
