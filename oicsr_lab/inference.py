@@ -201,6 +201,7 @@ def plan_accuracies(
     is_cancelled: Callable[[], bool] = lambda: False,
     on_progress: Callable[[float], None] | None = None,
     on_partial: Callable[[Partial], None] | None = None,
+    fold_bn: bool = True,
 ) -> dict[Hashable, float] | None:
     """Top-1 accuracy (%) on ``batches`` of each ``(model name, key, plan or None)``; None once cancelled.
 
@@ -215,6 +216,11 @@ def plan_accuracies(
     that phase is complete -- they are correct for their keys even if a later phase is
     cancelled -- and keys already in it are not evaluated again. The callbacks run on the
     calling thread; a UI calling this from a worker thread must hand them over to its own thread.
+
+    ``fold_bn=False`` skips BN folding, which traces with torch.fx: tracing patches
+    ``nn.Module.__call__`` process-wide for its duration, so a network run on another thread at
+    that moment fails ("module is not installed as a submodule"). A worker thread next to a
+    notebook must pass False.
     """
     results = {} if results is None else results
     n = batches.num_images
@@ -229,7 +235,7 @@ def plan_accuracies(
                 if is_cancelled():
                     return None
                 if key not in nets:
-                    nets[key] = inference_copy(models[name], plan)
+                    nets[key] = inference_copy(models[name], plan, fold_bn=fold_bn)
                 hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
                 step += 1
                 if on_progress is not None:

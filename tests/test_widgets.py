@@ -196,6 +196,24 @@ def test_accuracy_stops_midway_and_reports_partial(explorer):
     assert all(0 <= acc <= 100 and 0 < half < 50 for d in partial for acc, _, half in d.values())
 
 
+def test_the_background_worker_never_traces(explorer, monkeypatch):
+    """fx tracing (BN folding) patches nn.Module.__call__ process-wide: a worker thread tracing while the notebook
+    runs a network breaks that network ("module is not installed as a submodule"), so the worker must not fold."""
+    import oicsr_lab.inference as inference
+
+    explorer.set_ratio(0.2)
+    items = explorer.accuracy_request()
+    explorer.acc_cache.clear()
+    folded = []
+    real = inference.fold_batchnorm
+    monkeypatch.setattr(inference, "fold_batchnorm", lambda m: folded.append(m) or real(m))
+    worker = explorer._compute_async(items, lambda: False)
+    assert worker and folded == []
+    explorer.acc_cache.clear()
+    kernel = explorer.compute_accuracy(items)  # on the kernel thread folding is fine, and changes nothing
+    assert folded and kernel == pytest.approx(worker, abs=1e-9)
+
+
 def test_partial_estimate_shows_its_band_until_the_readout_is_complete(explorer):
     """A running estimate is drawn with ~95 % error bars and labelled '±' in the table; the final value has none."""
     explorer.set_regularizers(["gl"])

@@ -315,23 +315,26 @@ class PruningExplorer(DisplayMixin):
 
     def compute_accuracy(
         self, items: list[tuple[str, tuple, Plan | None]], is_stale: Callable[[], bool] = lambda: False,
-        on_partial: Callable[[dict[tuple, tuple[float, int, float]]], None] | None = None,
+        on_partial: Callable[[dict[tuple, tuple[float, int, float]]], None] | None = None, fold_bn: bool = True,
     ) -> dict[tuple, float] | None:
         """Evaluate each (run, key, plan) on the held-out subset; None as soon as the request is stale.
 
         :func:`~oicsr_lab.inference.plan_accuracies` over this explorer's runs and evaluation
         batches, cached in ``acc_cache`` (a finished phase stays cached even if the request goes
-        stale later); progress goes to the progress bar through the kernel thread.
+        stale later); progress goes to the progress bar through the kernel thread. The background
+        worker passes ``fold_bn=False``: BN folding traces with torch.fx, which would break networks
+        the notebook runs meanwhile (see :func:`~oicsr_lab.inference.plan_accuracies`).
         """
         return plan_accuracies(self.lib.models, items, self.eval_batches, results=self.acc_cache,
-                               is_cancelled=is_stale, on_progress=self._report_progress, on_partial=on_partial)
+                               is_cancelled=is_stale, on_progress=self._report_progress, on_partial=on_partial,
+                               fold_bn=fold_bn)
 
     def _compute_async(self, items: list, is_stale: Callable[[], bool]) -> dict[tuple, float] | None:
         """What the background worker runs: :meth:`compute_accuracy`, its estimates shown on the kernel thread."""
         def partial(p: dict[tuple, tuple[float, int, float]]) -> None:
             self._ui.post(lambda: self._publish_partial(p))
 
-        return self.compute_accuracy(items, is_stale, on_partial=partial)
+        return self.compute_accuracy(items, is_stale, on_partial=partial, fold_bn=False)  # no fx off the kernel thread
 
     def _report_progress(self, fraction: float) -> None:
         """Record the worker's progress; the kernel thread shows the latest value (one update queued at a time)."""
