@@ -42,6 +42,27 @@ def test_grid_errors_name_what_is_shipped(fake_manifest, regs, seeds, message) -
         shipped_mod.shipped_grid("resnet20", regs, seeds)
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"strengths": {"gl": 1e-3}}, "prunes the shipped networks as they were trained: drop --strength/--epochs"),
+    ({"epochs": 3}, "prunes the shipped networks as they were trained"),
+    ({"regs": ["oicsr-gl"]}, r"unknown regulariser\(s\) \['oicsr-gl'\]; choose from l2, gl"),  # a typo, not "not shipped"
+])
+def test_demo_refuses_what_it_cannot_honour(kw, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_spec("demo", **kw)
+
+
+def test_demo_says_its_validation_images_are_not_held_out() -> None:
+    """The sample's training images are CIFAR-10 training images the shipped networks mostly trained on: the spec (and
+    so every table and summary note) must not call them held out; trained presets keep the held-out wording."""
+    from oicsr_lab.experiments.protocol import TRAINED_REFERENCE, reference_phrase
+
+    assert "not held out" in build_spec("demo")["validation"]
+    assert build_spec("ci")["validation"] == "the validation split held out of the training data"
+    assert reference_phrase({}, shipped=True).startswith("no dense reference")
+    assert reference_phrase({}) == TRAINED_REFERENCE
+
+
 def test_demo_spec_prunes_shipped_models_without_training() -> None:
     spec = build_spec("demo")
     have = {(e["reg"], int(e["seed"])) for e in list_pretrained() if e["model"] == "resnet20"}

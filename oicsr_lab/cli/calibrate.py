@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..experiments.spec import ALL_REGS, REPRODUCE, parse_list
+from ..experiments.spec import REPRODUCE, parse_list
+from ..regularizers import names
 from .common import add_common
 
 NAME = "calibrate"
@@ -32,8 +33,8 @@ def _grids(items: list[str]) -> dict[str, list[float]]:
     for kv in items:
         reg, sep, vals = kv.partition("=")
         values = parse_list(vals, float) if sep else None
-        if not values or reg.strip() not in ALL_REGS:
-            raise ConfigError(f"--grid {kv!r} must be REG=V1,V2,... with REG in {', '.join(ALL_REGS)}")
+        if not values or reg.strip() not in names():
+            raise ConfigError(f"--grid {kv!r} must be REG=V1,V2,... with REG in {', '.join(names())}")
         out[reg.strip()] = values
     return out
 

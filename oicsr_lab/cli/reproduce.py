@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..experiments.spec import ALL_REGS, REPRODUCE, parse_list
+from ..experiments.spec import REPRODUCE, parse_list
+from ..regularizers import names
 from .common import AUTO_THREADS_HELP, add_common, set_help
 
 NAME = "reproduce"
@@ -20,7 +21,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="dataset", help="cifar10-sample, cifar10, cifar100 or imagefolder:<path>")
     p.add_argument("--out", help="report folder (default: reports/<preset>)")
     p.add_argument("--regs",
-                   help=f"comma-separated regularisers (default: l2,gl,l1bn,oicsr_gl; all: {','.join(ALL_REGS)})")
+                   help=f"comma-separated regularisers (default: l2,gl,l1bn,oicsr_gl; all: {','.join(names())})")
     p.add_argument("--ratios", help="comma-separated FLOPs pruning ratios of the sweep (default: the preset's)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     p.add_argument("--epochs", type=int, help="training epochs per regulariser (default: the preset's)")
@@ -61,8 +62,8 @@ def _strengths(items: list[str]) -> dict[str, float]:
             out[reg.strip()] = float(val)
         except ValueError:
             sep = ""
-        if not sep or reg.strip() not in ALL_REGS:
-            raise ConfigError(f"--strength {kv!r} must be REG=VALUE with REG in {', '.join(ALL_REGS)}, e.g. gl=1e-2")
+        if not sep or reg.strip() not in names():
+            raise ConfigError(f"--strength {kv!r} must be REG=VALUE with REG in {', '.join(names())}, e.g. gl=1e-2")
     return out
 
 

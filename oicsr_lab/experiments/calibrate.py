@@ -38,11 +38,12 @@ import torch
 
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
+from ..regularizers import names
 from ..regularizers.registry import get_regularizer
 from ..stats import mean_ci
 from ..train import TrainConfig, lr_lambda
 from .runs import cached, config_hash, data_identity
-from .spec import ALL_REGS, STRENGTHS, build_spec, run_config
+from .spec import STRENGTHS, build_spec, run_config
 
 CAL_SEEDS = (100, 101)
 TOLERANCE = {"ci": 5.0, "quick": 2.0, "course": 1.0, "paper": 1.0}  # points of validation accuracy
@@ -201,10 +202,10 @@ def calibrate(
     log = log or (lambda m: None)
     if preset not in TOLERANCE:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(TOLERANCE)}")
-    regs = list(regs or ALL_REGS)
-    bad = [r for r in regs if r not in ALL_REGS]
+    regs = list(regs or names())
+    bad = [r for r in regs if r not in names()]
     if bad:
-        raise ConfigError(f"unknown regulariser(s) {bad}; choose from {', '.join(ALL_REGS)}")
+        raise ConfigError(f"unknown regulariser(s) {bad}; choose from {', '.join(names())}")
     if "l2" not in regs:
         regs = ["l2", *regs]
     seeds = list(seeds or CAL_SEEDS)

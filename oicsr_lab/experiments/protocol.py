@@ -92,10 +92,12 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
 TRAINED_REFERENCE = "a dense L2 network trained for the same total epochs"
 
 
-def reference_phrase(references: dict[str, Any] | None) -> str:
+def reference_phrase(references: dict[str, Any] | None, shipped: bool = False) -> str:
     """What the fine-tune table's dense reference is, in words (the ``demo`` preset's differs: see its note)."""
     notes = {v.get("note") for v in (references or {}).values() if v.get("note")}
-    return "; ".join(sorted(notes)) if notes else TRAINED_REFERENCE
+    if notes:
+        return "; ".join(sorted(notes))
+    return "no dense reference (the shipped L2 is not among --regs)" if shipped else TRAINED_REFERENCE
 
 
 def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) -> dict[str, Any]:

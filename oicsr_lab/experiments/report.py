@@ -86,12 +86,13 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
             "of the L2 network at the same FLOPs; dotted: chance.",
             lambda: plots.static_protocol_fig4(before, classes), columns=True)
         ft = files.get("finetune")
+        shipped = ((summary or {}).get("config") or {}).get("source") == "shipped"
         if ft:
             after = after_finetuning(ft, (summary or {}).get("references", {}))
             add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
                 "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
-                f"{reference_phrase((summary or {}).get('references'))}. Test accuracy, mean and 95 % interval "
-                "over seeds.",
+                f"{reference_phrase((summary or {}).get('references'), shipped)}. Test accuracy, mean and 95 % "
+                "interval over seeds.",
                 lambda: plots.static_finetuned(after), columns=True)
     if sweep:
         df = pd.DataFrame(sweep)

@@ -210,10 +210,12 @@ def reproduce(
             f"sweep: Algorithm 1 one shot, per-layer cap {spec['sweep']['max_layer_ratio']}, "
             f"{spec['sweep']['test_images']} test images (fixed subset, seed 0)",
             "sweep accuracies on the test split are reported; each method's criterion for fine-tuning is chosen "
-            "on the validation split held out of the training data (val_acc_before_retrain)",
+            f"on {spec['validation']} (val_acc_before_retrain)",
             "energies.json holds every seed (by_seed); plans.json / pipeline.csv use the first seed",
             "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: "
-            + reference_phrase(references),
+            + reference_phrase(references, is_shipped(spec)),
+            *([f"shipped but left out (not shipped for every regulariser): {', '.join(spec['not_in_grid'])}"]
+              if spec.get("not_in_grid") else []),
             "table1 computed rows: structure of torchvision resnet50 only; see each row's 'weights'",
         ],
     }

@@ -18,7 +18,11 @@ from .shipped import SHIPPED, shipped_grid
 from .sweep import PROTOCOL_CRITERIA
 
 DEFAULT_REGS = ("l2", "gl", "l1bn", "oicsr_gl")
-ALL_REGS = names()  # the regulariser registry, menu order (build_spec checks the live registry)
+ALL_REGS = names()  # the built-in regularisers at import, menu order; checks call names() (the live registry)
+VALIDATION = "the validation split held out of the training data"  # where choices are made (tables, summaries)
+# demo: the sample's training images are CIFAR-10 training images; the shipped networks trained on ~90 % of them
+SHIPPED_VALIDATION = ("500 of the sample's training images, ~90 % of which the shipped networks trained on (not "
+                      "held out from them; never the test split)")
 PROX = {"mode": "proximal"}
 PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: docs/results.md, calibration
 
@@ -68,8 +72,8 @@ RATIOS_FULL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 # Per preset: training overrides of the train preset, the sweep, the pipeline.
 REPRODUCE: dict[str, dict[str, Any]] = {
     # <= 5 min on 2 CPU cores, offline: no training -- the shipped course-trained ResNet-20s (every shipped seed)
-    # pruned, fine-tuned 1 epoch and measured on the embedded sample (1,000 test images; 500 held-out training
-    # images choose each method's criterion; fine-tuning sees the other 4,500)
+    # pruned, fine-tuned 1 epoch and measured on the embedded sample (1,000 test images; 500 of its training images
+    # choose each method's criterion -- SHIPPED_VALIDATION says what they are; fine-tuning sees the other 4,500)
     "demo": {"source": SHIPPED, "train_preset": "course",
              "train": {"dataset": "cifar10-sample", "val_images": 500}, "ratios": RATIOS_FULL, "sweep_test": 1000,
              "sweep_precision": "auto",  # bf16 evaluations on a native-bf16 CPU: ~2.5x faster, docs/results.md
@@ -144,6 +148,12 @@ def build_spec(
     base.validate()
     missing: list[str] = []
     if rp.get("source") == SHIPPED:
+        if strengths or epochs is not None:
+            raise ConfigError(f"--preset {preset_name} prunes the shipped networks as they were trained: drop "
+                              f"--strength/--epochs, or train your own with --preset quick or course")
+        unknown = [r for r in (regs or []) if r not in names()]
+        if unknown:
+            raise ConfigError(f"unknown regulariser(s) {unknown}; choose from {', '.join(names())}")
         regs, seeds, missing = shipped_grid(base.model, regs, seeds, base.width)
     regs = list(regs) if regs else list(DEFAULT_REGS)
     bad = [r for r in regs if r not in names()]
@@ -180,7 +190,9 @@ def build_spec(
         raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
     return {
         "preset": preset_name, "base_config": base.to_dict(), "source": rp.get("source", "train"),
-        "not_in_grid": missing, "regs": regs, "strengths": {r: table[r] for r in regs},
+        "not_in_grid": missing,
+        "validation": SHIPPED_VALIDATION if rp.get("source") == SHIPPED else VALIDATION,
+        "regs": regs, "strengths": {r: table[r] for r in regs},
         "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],

@@ -73,6 +73,7 @@ def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
 def protocol_tables(report: str | Path) -> str:
     """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
     from .protocol import HEADLINE, after_finetuning, before_retraining, reference_phrase
+    from .spec import VALIDATION
 
     report = Path(report)
     summary = _load(report, "summary.json")
@@ -80,8 +81,9 @@ def protocol_tables(report: str | Path) -> str:
     classes = summary.get("data", {}).get("classes") or 10
     n = len(summary["seeds"])
     source = summary["config"].get("strength_source", "not recorded (an older report)")
+    shipped = summary["config"].get("source") == "shipped"
     where = (f"Test accuracy (%), mean [95 % Student-t interval] over {n} seed(s) {summary['seeds']}; each method's "
-             f"criterion chosen on the validation split held out of the training data, never on the test split; "
+             f"criterion chosen on {summary['config'].get('validation', VALIDATION)}, never on the test split; "
              f"strengths: {source}. Chance: {100 / classes:.0f} %.")
     b = before_retraining(sweep)
     ratios = [r for r in b["ratios"] if r > 0]
@@ -110,7 +112,7 @@ def protocol_tables(report: str | Path) -> str:
             lines = ["### After fine-tuning at matched FLOPs (Table 1 form)", "",
                      f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
                      f"fine-tuning without the regulariser. Δ: paired difference to "
-                     f"{reference_phrase(summary.get('references'))} ({_ci(a['dense'])}). " + where, "",
+                     f"{reference_phrase(summary.get('references'), shipped)} ({_ci(a['dense'])}). " + where, "",
                      "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | "
                      "top-1 | Δ vs dense |",
                      "|---|---|---|---|---|---|---|---|"]
