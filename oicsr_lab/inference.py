@@ -38,6 +38,7 @@ import torch.nn as nn
 
 from .data import make_loader
 from .errors import ConfigError
+from .locks import FX_LOCK
 from .precision import PRECISIONS, native_bf16, resolve_precision
 
 __all__ = ["EvalBatches", "inference_copy", "fold_batchnorm", "estimate_interval", "plan_accuracies", "native_bf16",
@@ -58,7 +59,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         raise ConfigError("fold_batchnorm needs an eval-mode model (call model.eval() first): "
                          "folding uses the BatchNorm running statistics")
     try:
-        return fuse(model, inplace=True)
+        with FX_LOCK:  # fx tracing patches nn.Module.__call__ process-wide (see oicsr_lab.locks)
+            return fuse(model, inplace=True)
     except Exception:  # torch.fx.proxy.TraceError and friends: keep the BN layers
         return model
 
@@ -236,7 +238,8 @@ def plan_accuracies(
                     return None
                 if key not in nets:
                     nets[key] = inference_copy(models[name], plan, fold_bn=fold_bn)
-                hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
+                with FX_LOCK:  # never mid-forward while another thread traces (oicsr_lab.locks)
+                    hits[key] = hits.get(key, 0) + batches.correct(nets[key], i)
                 step += 1
                 if on_progress is not None:
                     on_progress(step / steps)

@@ -1,4 +1,5 @@
-"""Inter-process locks for the shared run cache: two workers never compute the same step at once.
+"""Locks: inter-process locks for the shared run cache (two workers never compute the same step at once),
+and ``FX_LOCK``, the in-process lock around torch.fx tracing.
 
 An exclusive advisory lock on a file (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows).
 The operating system releases it when its process exits, however it exits (a SIGKILL included),
@@ -16,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,12 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
+
+
+# torch.fx tracing patches nn.Module.__call__ for the whole process while it runs, so a network run on another
+# thread at that moment fails ("module is not installed as a submodule"). Tracing (find_groups, BN folding) and the
+# explorer's background forward passes hold this lock, so a notebook cell and the explorer's worker never overlap.
+FX_LOCK = threading.RLock()
 
 
 def _try_lock(fd: int) -> bool:

@@ -214,6 +214,27 @@ def test_the_background_worker_never_traces(explorer, monkeypatch):
     assert folded and kernel == pytest.approx(worker, abs=1e-9)
 
 
+def test_tracing_and_the_workers_forward_passes_share_one_lock(explorer, models, x, monkeypatch):
+    """A notebook cell that traces (find_groups) while the worker evaluates must wait for the worker's batch, and the
+    other way round: both hold oicsr_lab.locks.FX_LOCK (an RLock, so the kernel-thread path may nest them)."""
+    from oicsr_lab import inference
+    from oicsr_lab.groups import tracer
+    from oicsr_lab.locks import FX_LOCK
+
+    seen = []
+    real_trace = tracer.GroupTracer.trace
+    monkeypatch.setattr(tracer.GroupTracer, "trace", lambda self, *a, **k: seen.append(
+        ("trace", FX_LOCK._is_owned())) or real_trace(self, *a, **k))
+    real_correct = inference.EvalBatches.correct
+    monkeypatch.setattr(inference.EvalBatches, "correct", lambda self, *a: seen.append(
+        ("forward", FX_LOCK._is_owned())) or real_correct(self, *a))
+    find_groups(models["l2"], x)
+    explorer.set_ratio(0.2)
+    explorer.acc_cache.clear()
+    assert explorer._compute_async(explorer.accuracy_request(), lambda: False)
+    assert {kind for kind, _ in seen} == {"trace", "forward"} and all(held for _, held in seen), seen
+
+
 def test_partial_estimate_shows_its_band_until_the_readout_is_complete(explorer):
     """A running estimate is drawn with ~95 % error bars and labelled '±' in the table; the final value has none."""
     explorer.set_regularizers(["gl"])

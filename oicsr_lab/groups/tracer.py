@@ -20,6 +20,7 @@ from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 
 from ..errors import ConfigError, UnsupportedModelError
+from ..locks import FX_LOCK
 from .channels import ChannelGraph
 from .ops import LEAF_MODULES, PASS_MODULES_SAME_SHAPE, describe_node
 from .rules import Propagator
@@ -64,7 +65,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
     """Symbolically trace ``model``; fx failures become UnsupportedModelError naming the module."""
     tracer = GroupTracer()
     try:
-        graph = tracer.trace(model)
+        with FX_LOCK:  # tracing patches nn.Module.__call__ process-wide (see oicsr_lab.locks)
+            graph = tracer.trace(model)
     except UnsupportedModelError:
         raise
     except Exception as err:  # TraceError, TypeError from proxies, ...
