@@ -45,7 +45,7 @@ def test_grid_errors_name_what_is_shipped(fake_manifest, regs, seeds, message) -
 @pytest.mark.parametrize("kw, message", [
     ({"strengths": {"gl": 1e-3}}, "prunes the shipped networks as they were trained: drop --strength/--epochs"),
     ({"epochs": 3}, "prunes the shipped networks as they were trained"),
-    ({"regs": ["oicsr-gl"]}, r"unknown regulariser\(s\) \['oicsr-gl'\]; choose from l2, gl"),  # a typo, not "not shipped"
+    ({"regs": ["oicsr-gl"]}, r"unknown regulariser\(s\) \['oicsr-gl'\]; choose from l2, gl"),  # a typo
 ])
 def test_demo_refuses_what_it_cannot_honour(kw, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -333,3 +333,25 @@ def test_vector_figures_embed_truetype_and_carry_the_stamp(tmp_path):
     w1 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_1col.svg").read_text()).group(1))
     w2 = float(re.search(r'width="([0-9.]+)pt"', (tmp_path / "f4_2col.svg").read_text()).group(1))
     assert w2 > 1.6 * w1
+
+
+def test_criteria_panel_draws_one_line_per_criterion_per_network():
+    """The criteria panel: a panel per regulariser, every criterion a line, floors grey and no criterion grey."""
+    import pandas as pd
+    from matplotlib.colors import to_rgb
+
+    from oicsr_lab.plots import static_criteria_panel
+
+    crits = ["out_in", "out", "l1", "fpgm", "taylor", "hrank", "apoz", "mean_activation", "in", "bn_gamma",
+             "random", "uniform"]
+    rows = [{"reg": reg, "criterion": c, "seed": s, "ratio": r, "acc_before_retrain": 90 - 100 * r * (1 + i / 10) + s}
+            for reg in ("l2", "oicsr_gl") for i, c in enumerate(crits) for s in (0, 1) for r in (0.0, 0.3, 0.5)]
+    fig = static_criteria_panel(pd.DataFrame(rows))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in axes] == ["L2 network (2 seeds)", "OICSR-GL network (2 seeds)"]
+    for ax in axes:
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3]
+        assert len(lines) == len(crits)
+        greys = [ln for ln in lines if len(set(to_rgb(ln.get_color()))) == 1]
+        assert len(greys) == 2  # random and uniform only
+        assert ax.collections  # the ±1 s.d. bands of two seeds

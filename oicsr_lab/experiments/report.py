@@ -103,6 +103,11 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         add("Out-in energy vs each baseline's own criterion", "fig4_criteria",
             "Dashed: the regulariser's own criterion (out-channel energy, |gamma|).",
             lambda: plots.static_accuracy_vs_flops(df, show_own_criteria=True))
+        if df["criterion"].nunique() > 4:  # a --criteria sweep: every ranking of each network side by side
+            add("Criteria compared on each network", "fig4_criteria_panel",
+                "Test accuracy before retraining under each criterion of the sweep (mean over seeds, band: "
+                "± 1 s.d.); grey: random and uniform floors; dotted: chance.",
+                lambda: plots.static_criteria_panel(df), columns=False)
     if plans:
         ratios = sorted({float(r) for by in plans.values() for k in by.values() for r in k})
         if ratios:

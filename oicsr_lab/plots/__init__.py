@@ -8,6 +8,7 @@ registry's names) and its registry label in every figure.
 from __future__ import annotations
 
 from .accuracy import accuracy_curves, interactive_accuracy_vs_flops, static_accuracy_vs_flops
+from .criteria import static_criteria_panel
 from .energy import (
     default_layer,
     energy_table,
@@ -31,6 +32,7 @@ __all__ = [
     "static_accuracy_vs_flops", "interactive_accuracy_vs_flops", "accuracy_curves",
     "static_layer_ratios", "interactive_layer_ratios", "layer_ratios_frame",
     "static_pipeline", "interactive_pipeline", "pipeline_frame", "static_protocol_fig4", "static_finetuned",
+    "static_criteria_panel",
     "table1_html", "static_table1", "table1_frame",
     "save_figure", "ensure_plotlyjs", "write_report",
     "REG_LOOKS", "reg_style", "reg_label", "paper_style",
