@@ -1,0 +1,40 @@
+"""Train (or resume) one `reproduce --preset course` run only -- no sweep or fine-tune -- into its run cache.
+
+The run lands in ``<out>/runs/<reg>-<hash>/`` under the same cache key ``reproduce --preset
+course`` uses, so a later ``reproduce`` finds it trained; per-epoch checkpoints make a killed run
+resume where it stopped. One thread by default (two such runs side by side use 2 cores best).
+Ship the finished run with ``oicsr-lab pretrained ship <folder> --command ...``.
+
+    OICSR_LAB_DATA=../shared/data python scripts/train_course_run.py gl 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from oicsr_lab.data import load_dataset
+from oicsr_lab.experiments.runs import data_identity, train_cached
+from oicsr_lab.experiments.spec import build_spec, run_config
+
+
+def main() -> None:
+    """Parse ``REG SEED [--out reports/course] [--threads 1]`` and train that run."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reg")
+    ap.add_argument("seed", type=int)
+    ap.add_argument("--out", default="reports/course", help="report folder (default: reports/course)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = build_spec("course", seeds=[args.seed], regs=[args.reg])
+    cfg = run_config(spec, args.reg, args.seed)
+    data = load_dataset(spec["base_config"]["dataset"])
+    run = train_cached(cfg, Path(args.out), data, data_identity(data), "cpu", True, print)
+    print(f"done: {run.folder} (test {run.result['test_acc']:.2f} %)")
+
+
+if __name__ == "__main__":
+    main()
