@@ -52,13 +52,21 @@ def test_demo_refuses_what_it_cannot_honour(kw, message) -> None:
         build_spec("demo", **kw)
 
 
-def test_demo_says_its_validation_images_are_not_held_out() -> None:
-    """The sample's training images are CIFAR-10 training images the shipped networks mostly trained on: the spec (and
-    so every table and summary note) must not call them held out; trained presets keep the held-out wording."""
+def test_demo_chooses_on_images_the_shipped_networks_never_trained_on() -> None:
+    """The demo's validation split is the sample's training images that lie in the shipped networks' own hold-out:
+    the spec says so, its val_images is their count, and the data every step sees holds exactly those out."""
+    from oicsr_lab.data import load_dataset
     from oicsr_lab.experiments.protocol import TRAINED_REFERENCE, reference_phrase
+    from oicsr_lab.pretrained.holdout import sample_holdout
 
-    assert "not held out" in build_spec("demo")["validation"]
+    spec = build_spec("demo")
+    held = sample_holdout()["indices"]
+    assert "never trained on" in spec["validation"] and spec["base_config"]["val_images"] == len(held) == 498
     assert build_spec("ci")["validation"] == "the validation split held out of the training data"
+    data = shipped_mod.spec_data(spec, load_dataset("cifar10-sample"))
+    full = load_dataset("cifar10-sample")
+    assert torch.equal(data.val.images, full.train.images[held]) and len(data.train) == 5000 - 498
+    assert data.with_validation(spec["base_config"]["val_images"]) is data  # every later step keeps this split
     assert reference_phrase({}, shipped=True).startswith("no dense reference")
     assert reference_phrase({}) == TRAINED_REFERENCE
 

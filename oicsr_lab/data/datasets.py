@@ -121,6 +121,32 @@ class DatasetSplits:
         rest, val = holdout_indices(self.train.labels, n, self.num_classes)
         return dataclasses.replace(self, train=self.train.take(rest), val=self.train.take(val), notes=list(self.notes))
 
+    def hold_out(self, indices: torch.Tensor | list[int]) -> "DatasetSplits":
+        """A copy whose ``val`` holds the training images at ``indices`` and whose ``train`` holds the rest.
+
+        For a validation split fixed elsewhere, e.g. the sample images the shipped networks never
+        trained on (:func:`oicsr_lab.pretrained.holdout.with_shipped_validation`). A later
+        ``with_validation(len(indices))`` returns the copy itself.
+
+        Example:
+            >>> from oicsr_lab import load_dataset
+            >>> d = load_dataset("cifar10-sample").hold_out([0, 7, 42])
+            >>> len(d.train), len(d.val)
+            (4997, 3)
+        """
+        if self.val is not None:
+            raise ConfigError(f"{self.name}: a validation part of {len(self.val)} images is already held out; "
+                              f"load the data set again before holding out others")
+        idx = torch.as_tensor(indices, dtype=torch.int64).flatten().unique()
+        total = len(self.train)
+        if len(idx) == 0 or int(idx.min()) < 0 or int(idx.max()) >= total or len(idx) >= total:
+            raise ConfigError(f"{self.name}: held-out indices must be distinct training indices in [0, {total}) "
+                              f"leaving some training images, got {len(idx)} from {list(idx[:3].tolist())}...")
+        keep = torch.ones(total, dtype=torch.bool)
+        keep[idx] = False
+        return dataclasses.replace(self, train=self.train.take(keep.nonzero().flatten()), val=self.train.take(idx),
+                                   notes=list(self.notes))
+
     @property
     def input_size(self) -> int:
         return int(self.train.images.shape[-1])

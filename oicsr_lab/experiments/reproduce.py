@@ -27,7 +27,7 @@ from .pipeline import pipeline_cached
 from .protocol import reference_phrase
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity
-from .shipped import is_shipped, shipped_reference
+from .shipped import is_shipped, shipped_reference, spec_data
 from .spec import build_spec
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
@@ -117,7 +117,7 @@ def reproduce(
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    data = load_dataset(spec["base_config"]["dataset"], root=data_dir)  # demo: the embedded sample
+    data = spec_data(spec, load_dataset(spec["base_config"]["dataset"], root=data_dir))  # demo: the sample
     for note in data.notes:
         log(f"note: {note}")
     data_id = data_identity(data)  # keys the run cache (not the data folder, so moving the data keeps it)

@@ -6,8 +6,9 @@ A reproduction normally trains each (regulariser, seed) first. With ``spec["sour
 (``runs/<reg>-shipped-<hash>/checkpoint.pt``), so every later step -- energies, the Figure 4
 sweep, one-shot prune + fine-tune, the iterative pipeline -- runs unchanged on it. The run's
 config is the shipped one with the data set of the demo (the embedded sample: its 1,000 test
-images are what the demo reports, its 500 held-out training images the validation split on which
-each method's criterion is chosen, its 4,500 other training images what fine-tuning sees).
+images are what the demo reports; its 498 training images that lie in the shipped networks' own
+validation hold-out, never trained on, are the validation split on which each method's criterion
+is chosen (:func:`spec_data`); its 4,502 other training images are what fine-tuning sees).
 
 Example:
     >>> from oicsr_lab.experiments.shipped import shipped_grid
@@ -74,6 +75,19 @@ def _reg_order(reg: str) -> tuple[int, str]:
 
     order = names()
     return (order.index(reg) if reg in order else len(order), reg)
+
+
+def spec_data(spec: dict[str, Any], data: DatasetSplits) -> DatasetSplits:
+    """The data every step of ``spec`` sees: ``data`` itself, or for shipped models the embedded sample
+    with the 498 training images they never trained on as ``val`` (:mod:`oicsr_lab.pretrained.holdout`)."""
+    if not is_shipped(spec):
+        return data
+    from ..pretrained import find
+    from ..pretrained.holdout import with_shipped_validation
+
+    base = spec["base_config"]
+    entries = [find(base["model"], r, s, width=float(base["width"])) for r in spec["regs"] for s in spec["seeds"]]
+    return with_shipped_validation(data, entries)
 
 
 def shipped_run(spec: dict[str, Any], root: Path, reg: str, seed: int, data: DatasetSplits,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..progress import progress
-from .shipped import is_shipped, shipped_run
+from .shipped import is_shipped, shipped_run, spec_data
 
 _DATA: dict[tuple, Any] = {}  # per worker process: data sets already decoded
 
@@ -131,7 +131,7 @@ def run_task(spec: dict[str, Any], root: str, reg: str, seed: int, data_dir: str
     def log(msg: str) -> None:
         print(f"[{wid}] {msg}", file=sys.stderr, flush=True)
 
-    data = _data(spec["base_config"]["dataset"], data_dir)
+    data = spec_data(spec, _data(spec["base_config"]["dataset"], data_dir))
     return run_steps(spec, Path(root), reg, seed, data, resolve_device(device), False, log)
 
 
