@@ -121,3 +121,39 @@ def test_bf16_sweep_evaluation_matches_fp32(sample_data) -> None:
     bf16, = _accuracies(model, None, sample_data, [sample_data.test], "cpu", "bf16")
     assert fp32 == pytest.approx(find("resnet20", "l2", 0)["sample_test_acc"], abs=0.05)
     assert abs(bf16 - fp32) <= 0.5
+
+
+def test_demo_measures_fine_tunes_and_pipeline_in_its_sweep_precision() -> None:
+    """Only the demo asks for bf16 measurements of its fine-tunes and pipeline; other presets' cache keys keep
+    their settings unchanged (no eval_precision key)."""
+    spec = build_spec("demo")
+    assert spec["finetune"]["eval_precision"] == spec["pipeline"]["eval_precision"] == spec["sweep"]["precision"]
+    quick = build_spec("quick")
+    assert "eval_precision" not in quick["finetune"] and "eval_precision" not in quick["pipeline"]
+
+
+@pytest.mark.parametrize("precision, autocast_on", [("fp32", False), ("bf16", True)])
+def test_pipeline_measurements_run_under_the_asked_precision(monkeypatch, sample_data, precision, autocast_on) -> None:
+    """prune_iteratively's accuracy measurements and its Trainer's end-of-epoch evaluations both run under autocast
+    exactly when eval_precision asks for it; training keeps config.precision."""
+    import oicsr_lab.pruning.iterative as it
+    import oicsr_lab.train.trainer as tr
+    from oicsr_lab.models import build_model
+    from oicsr_lab.train import TrainConfig
+
+    seen: list[bool] = []
+    real = tr.evaluate
+
+    def spy(*a, **k):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(it, "evaluate", spy)
+    monkeypatch.setattr(tr, "evaluate", spy)
+    cfg = TrainConfig(model="resnet20", width=0.25, epochs=1, batch_size=64, train_subset=128, test_subset=64,
+                      precision="fp32")
+    torch.manual_seed(0)
+    it.prune_iteratively(build_model("resnet20", num_classes=10, width=0.25), sample_data, cfg, target_ratio=0.2,
+                         step_ratio=0.2, retrain_epochs=1, finetune_epochs=0, device="cpu", show_progress=False,
+                         eval_precision=precision)
+    assert len(seen) >= 3 and set(seen) == {autocast_on}

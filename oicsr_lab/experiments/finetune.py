@@ -74,7 +74,8 @@ def finetune_cached(
                 copy.deepcopy(run.load_model("cpu")), data, run.config, target_ratio=ratio, step_ratio=ratio,
                 retrain_epochs=0, finetune_epochs=settings["epochs"], criterion=crit,
                 normalize=settings["normalize"], max_layer_ratio=settings["max_layer_ratio"],
-                out_dir=f / f"r{round(ratio * 100)}", device=device, show_progress=show_progress)
+                out_dir=f / f"r{round(ratio * 100)}", device=device, show_progress=show_progress,
+                eval_precision=settings.get("eval_precision", "fp32"))
             pruned = next(r for r in res.records if r.get("stage", "").startswith("prune"))
             last = res.records[-1]
             rows.append({"model": model_label, "reg": run.config.reg, "seed": run.config.seed, "criterion": crit,

@@ -27,7 +27,7 @@ def pipeline_cached(
     """``(pipeline.csv rows, cache hit)`` for one trained run; a partial pipeline resumes from its state.json."""
     folder = pipeline_folder(root, run, settings)
     keys = ("target_ratio", "step_ratio", "retrain_epochs", "finetune_epochs", "criterion", "normalize",
-            "max_layer_ratio")
+            "max_layer_ratio", "eval_precision")
 
     def compute(f: Path) -> dict[str, Any]:
         if log is not None:

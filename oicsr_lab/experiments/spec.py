@@ -191,6 +191,8 @@ def build_spec(
     ft = {"ratios": [float(r) for r in (finetune_ratios or rp["finetune"]["ratios"])],
           "epochs": int(rp["finetune"]["epochs"] if finetune_epochs is None else finetune_epochs),
           "normalize": SWEEP_DEFAULTS["normalize"], "max_layer_ratio": SWEEP_DEFAULTS["max_layer_ratio"]}
+    if "sweep_precision" in rp:  # the demo measures its fine-tunes and pipeline as it measures the sweep
+        ft["eval_precision"] = pipe["eval_precision"] = rp["sweep_precision"]
     if ft["epochs"] < 0 or any(not (0 < r < 1) for r in ft["ratios"]):
         raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
     return {

@@ -32,6 +32,7 @@ from ..data import DatasetSplits
 from ..errors import ConfigError, PlanError
 from ..groups.geometry import out_width
 from ..io import atomic_write_json
+from ..precision import autocast, resolve_precision
 from ..progress import progress
 from ..train import TrainConfig, Trainer, evaluate, make_regularizer_for, resolve_device
 from .plan import Plan, global_greedy_plan
@@ -138,8 +139,10 @@ class _Pipeline:
     """State machine behind :func:`prune_iteratively` (one stage at a time, state saved after each)."""
 
     def __init__(self, data: DatasetSplits, config: TrainConfig, s: PipelineSettings, out_dir: Path | None,
-                 device: torch.device, show_progress: bool | None, base_arch: dict[str, Any]) -> None:
+                 device: torch.device, show_progress: bool | None, base_arch: dict[str, Any],
+                 eval_precision: str = "fp32") -> None:
         self.data, self.config, self.s, self.out_dir = data, config, s, out_dir
+        self.eval_precision = resolve_precision(eval_precision, device)
         self.device, self.show_progress, self.base_arch = device, show_progress, base_arch
         self.example = data.example_input().to(device)
         self.test_split = data.test.subset(config.test_subset, seed=config.seed)
@@ -158,7 +161,8 @@ class _Pipeline:
         """Test accuracy, MACs and parameters of ``model``."""
         from ..flops import count_flops
 
-        acc = evaluate(model, self.data, self.test_split, device=self.device)["acc"]
+        with autocast(self.eval_precision, self.device):
+            acc = evaluate(model, self.data, self.test_split, device=self.device)["acc"]
         rep = count_flops(model, self.example)
         return {"acc": acc, "flops": int(rep.total_macs), "params": int(rep.total_params)}
 
@@ -174,7 +178,7 @@ class _Pipeline:
                 "widths": _module_widths(model)}
         folder = self.out_dir / stage if self.out_dir is not None else None
         trainer = Trainer(model, self.data, cfg, out_dir=folder, regularizer=reg, device=self.device, arch=arch,
-                          show_progress=self.show_progress)
+                          show_progress=self.show_progress, eval_precision=self.eval_precision)
         trainer.fit(resume=folder is not None)
         return trainer.model
 
@@ -286,6 +290,7 @@ def prune_iteratively(
     device: str | torch.device = "auto",
     show_progress: bool | None = None,
     on_stage: Callable[[str, dict[str, Any]], None] | None = None,
+    eval_precision: str = "fp32",
 ) -> PipelineResult:
     """Figure 2: prune ``model`` in FLOPs steps of ``step_ratio`` (of dense) to ``target_ratio``, retraining between.
 
@@ -294,6 +299,8 @@ def prune_iteratively(
     seed; retraining uses ``retrain_lr`` (default ``config.lr / 10``) with a cosine schedule.
     ``groups`` (of the input model) is accepted for API symmetry; groups are recomputed with
     ``find_groups`` on every pruned model. With ``out_dir`` the run is resumable (``resume``).
+    ``eval_precision`` (``fp32`` | ``bf16`` | ``auto``): arithmetic of the accuracy measurements
+    only (the demo measures in bf16 on a native-bf16 CPU, ~2.5x faster); training is ``config.precision``.
     """
     del groups  # recomputed per stage (the model changes shape); kept for API symmetry
     s = PipelineSettings(target_ratio, step_ratio, retrain_epochs, finetune_epochs, criterion, normalize,
@@ -311,7 +318,7 @@ def prune_iteratively(
         state = {"format": STATE_FORMAT, "version": STATE_VERSION, "fingerprint": fp, "config": config.to_dict(),
                  "settings": asdict(s), "reg": config.reg, "done_stages": [], "records": [], "model_file": None,
                  "done": False, "wall_s": 0.0}
-    pipe = _Pipeline(data, config, s, out, dev, show_progress, base_arch)
+    pipe = _Pipeline(data, config, s, out, dev, show_progress, base_arch, eval_precision)
     model = _plain(model).to(dev)
     if not state["done_stages"]:
         pipe.check_first_step(model)  # an unreachable first step fails before anything is written
