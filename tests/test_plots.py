@@ -355,3 +355,28 @@ def test_criteria_panel_draws_one_line_per_criterion_per_network():
         greys = [ln for ln in lines if len(set(to_rgb(ln.get_color()))) == 1]
         assert len(greys) == 2  # random and uniform only
         assert ax.collections  # the ±1 s.d. bands of two seeds
+
+
+def test_finetuned_with_one_ratio_draws_dodged_error_bars_and_names_the_reference():
+    """The demo fine-tunes at one ratio: one error bar per method (interval drawn, methods side by side near that
+    ratio), an x range around it, and the dashed line labelled as the caller says."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from oicsr_lab.plots.protocol import static_finetuned
+
+    cell = {"l2": (78.0, 76.0, 80.0), "oicsr_gl": (80.0, 79.0, 81.0)}
+    after = {"rows": [{"reg": r, "ratio": 0.5, "after": {"mean": m, "lo": lo, "hi": hi, "n": 3}}
+                      for r, (m, lo, hi) in cell.items()],
+             "dense": {"mean": 86.5, "lo": 86.0, "hi": 87.0, "n": 3}, "ratios": [0.5]}
+    fig = static_finetuned(after, dense_label="dense (shipped L2)")
+    ax = fig.axes[0]
+    bars = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    assert len(bars) == 2  # one vertical interval per method
+    spans = sorted((float(seg[0][1]), float(seg[1][1])) for b in bars for seg in b.get_segments())
+    assert spans == [(76.0, 80.0), (79.0, 81.0)]
+    centres = sorted(float(b.get_segments()[0][0][0]) for b in bars)
+    assert centres[0] < 50 < centres[1] and np.ptp(centres) < 3
+    assert ax.get_xlim() == (40.0, 60.0)
+    assert "dense (shipped L2)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)

@@ -93,7 +93,8 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
                 "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
                 f"{reference_phrase((summary or {}).get('references'), shipped)}. Test accuracy, mean and 95 % "
                 "interval over seeds.",
-                lambda: plots.static_finetuned(after), columns=True)
+                lambda: plots.static_finetuned(after, dense_label="dense (shipped L2)" if shipped else
+                                               "dense, same epochs"), columns=True)
     if sweep:
         df = pd.DataFrame(sweep)
         add("Figure 4: accuracy before retraining vs FLOPs pruned", "fig4_accuracy",

@@ -55,22 +55,39 @@ def static_protocol_fig4(before: dict[str, Any], classes: int = 10, floors_of: s
     return fig
 
 
-def static_finetuned(after: dict[str, Any], width: float = COLUMN_WIDTH):
-    """Accuracy after one-shot pruning + fine-tuning vs FLOPs pruned (mean, 95 % band), dense reference line."""
+def static_finetuned(after: dict[str, Any], width: float = COLUMN_WIDTH, dense_label: str = "dense, same epochs"):
+    """Accuracy after one-shot pruning + fine-tuning vs FLOPs pruned (mean, 95 % band), dense reference line.
+
+    With one ratio (the ``demo`` preset) each method is a marker with its interval as an error bar,
+    the methods side by side around that ratio. ``dense_label`` names the dashed reference.
+    """
     with paper_style():
         fig, axes = new_figure(width, 0.62 * width + 0.6, squeeze=False)
         ax = axes[0, 0]
         handles: dict[str, Any] = {}
         regs = list(dict.fromkeys(r["reg"] for r in after["rows"]))
-        for reg in regs:
+        ratios = sorted({float(r["ratio"]) for r in after["rows"]})
+        for i, reg in enumerate(regs):
             cells = {r["ratio"]: r["after"] for r in after["rows"] if r["reg"] == reg}
             st = reg_style(reg)
-            handles[st.label] = _band(ax, sorted(cells), cells, st.color, st.label, marker=st.marker)
+            if len(ratios) == 1:  # one point per method: an error bar, dodged so the bars do not overlap
+                x = 100 * ratios[0] + 1.2 * (i - (len(regs) - 1) / 2)
+                c = cells.get(ratios[0])
+                if c is None:
+                    continue
+                lo, hi = (c["lo"], c["hi"]) if c.get("lo") is not None else (c["mean"], c["mean"])
+                bar = ax.errorbar([x], [c["mean"]], yerr=[[c["mean"] - lo], [hi - c["mean"]]], color=st.color,
+                                  marker=st.marker, markersize=4, capsize=2.5, linewidth=1.2, linestyle="none")
+                handles[st.label] = bar.lines[0]
+            else:
+                handles[st.label] = _band(ax, sorted(cells), cells, st.color, st.label, marker=st.marker)
         if after.get("dense"):
             d = after["dense"]
-            handles["dense, same epochs"] = ax.axhline(d["mean"], color="#777777", linestyle="--", linewidth=1)
+            handles[dense_label] = ax.axhline(d["mean"], color="#777777", linestyle="--", linewidth=1)
             if d.get("lo") is not None:
                 ax.axhspan(d["lo"], d["hi"], color="#777777", alpha=0.08, linewidth=0)
+        if ratios:
+            ax.set_xlim(max(0.0, 100 * ratios[0] - 10), min(100.0, 100 * ratios[-1] + 10))
         ax.set_xlabel("FLOPs pruned (%)")
         ax.set_ylabel("top-1 after fine-tuning (%)")
         top_legend(fig, list(handles.values()), list(handles), min(3, len(handles)), "Test, mean ± 95 % CI",

@@ -178,7 +178,8 @@ class _Pipeline:
                 "widths": _module_widths(model)}
         folder = self.out_dir / stage if self.out_dir is not None else None
         trainer = Trainer(model, self.data, cfg, out_dir=folder, regularizer=reg, device=self.device, arch=arch,
-                          show_progress=self.show_progress, eval_precision=self.eval_precision)
+                          show_progress=self.show_progress, eval_precision=self.eval_precision,
+                          evaluate_val=False, evaluate_last_epoch=False)  # measure() follows; nothing is chosen here
         trainer.fit(resume=folder is not None)
         return trainer.model
 

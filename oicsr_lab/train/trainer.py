@@ -128,7 +128,9 @@ class Trainer:
     split (calibration: every choice is made on the validation split; see ``val_images``).
     ``eval_precision`` (``fp32`` | ``bf16`` | ``auto``) is the arithmetic of the end-of-epoch
     evaluations only (the ``demo`` preset's short fine-tunes: bf16 inference is ~2.5x faster on a
-    native-bf16 CPU); training follows ``config.precision``.
+    native-bf16 CPU); training follows ``config.precision``. ``evaluate_val=False`` skips the
+    end-of-epoch validation metrics and ``evaluate_last_epoch=False`` every end-of-epoch evaluation
+    of the last epoch (the pruning pipeline measures the model itself right after training).
     """
 
     def __init__(
@@ -145,10 +147,13 @@ class Trainer:
         num_workers: int | None = None,
         evaluate_test: bool = True,
         eval_precision: str = "fp32",
+        evaluate_val: bool = True,
+        evaluate_last_epoch: bool = True,
     ) -> None:
         self.config = config.validate()
         self.evaluate_test = evaluate_test
         self.eval_precision = resolve_precision(eval_precision, resolve_device(device))
+        self.evaluate_val, self.evaluate_last_epoch = evaluate_val, evaluate_last_epoch
         if config.val_images:
             if not isinstance(data, DatasetSplits):
                 raise ConfigError(f"val_images={config.val_images} needs data decoded into memory; streamed data "
@@ -281,8 +286,9 @@ class Trainer:
                        enabled=self.show_progress if self.rank == 0 else False)
         while self.epoch < self.config.epochs:
             record = self.train_one_epoch()
-            with autocast(self.eval_precision, self.device):
-                record.update(self._evaluate_epoch())
+            if self.evaluate_last_epoch or self.epoch < self.config.epochs:
+                with autocast(self.eval_precision, self.device):
+                    record.update(self._evaluate_epoch())
             self.history.append(record)
             self._write_outputs()
             if self.on_epoch_end is not None:
@@ -304,7 +310,7 @@ class Trainer:
             record.update({f"test_{k}": v for k, v in metrics.items()})
         else:
             record.update({f"test_{k}": v for k, v in evaluate(self.model, self.data, self.test_split).items()})
-        if self.val_split is not None:
+        if self.val_split is not None and self.evaluate_val:
             record.update({f"val_{k}": v for k, v in evaluate(self.model, self.data, self.val_split).items()})
         return record
 
