@@ -15,15 +15,18 @@ not or when dynamo fails; ``OnnxExport.exporter`` says which one wrote the file)
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import io
+import logging
 import os
 import tempfile
 import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -87,9 +90,28 @@ def _export(model: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path, exporte
             kw["dynamic_shapes"] = tuple({0: batch} for _ in args)
     elif dynamic_batch:
         kw["dynamic_axes"] = {**{n: {0: "batch"} for n in names}, "output": {0: "batch"}}
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()), _quiet_loggers(_CHATTY_LOGGERS):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, args, str(tmp), **kw)
+
+
+# torch.export logs "Error while creating guard" tracebacks at ERROR level for dynamic batch sizes (48 of
+# them per benchmark run, 200 KB of stderr) although the export succeeds; a failed export still raises
+_CHATTY_LOGGERS = ("torch._guards", "torch._dynamo", "torch.export", "torch.fx.experimental.symbolic_shapes")
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: tuple[str, ...]) -> Iterator[None]:
+    """Raise the level of ``names`` to CRITICAL for the duration (restored after)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None) -> Any:
@@ -136,6 +158,17 @@ def _check(model: nn.Module, tmp: Path, args: tuple[torch.Tensor, ...], dynamic_
     return worst, [int(c[0].shape[0]) for c in cases], in_names, out_names
 
 
+def _contiguous(model: nn.Module) -> nn.Module:
+    """``model``, or an eval copy in the default memory format when its conv weights are channels_last.
+
+    torch.export (the dynamo exporter) fails on channels_last weights; the ONNX graph has no memory
+    format, so exporting a contiguous copy gives the same network (the caller's model is untouched).
+    """
+    if any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters()):
+        return copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    return model
+
+
 def export_onnx(model: nn.Module, example_input: Any, path: str | os.PathLike, *, exporter: str = "auto",
                 opset: int | None = None, dynamic_batch: bool = True, rtol: float = 1e-3,
                 atol: float = 1e-4) -> OnnxExport:
@@ -171,6 +204,7 @@ def export_onnx(model: nn.Module, example_input: Any, path: str | os.PathLike, *
     args = tuple(a.to(param.device) if param is not None else a for a in args)
     was_training = model.training
     model.eval()
+    source, model = model, _contiguous(model)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -191,7 +225,7 @@ def export_onnx(model: nn.Module, example_input: Any, path: str | os.PathLike, *
                           if o.domain in ("", "ai.onnx")), default=0)
         os.replace(tmp, path)
     finally:
-        model.train(was_training)
+        source.train(was_training)
         tmp.unlink(missing_ok=True)
     return OnnxExport(path=path, exporter=exporter, opset=int(opset_used), inputs=ins, outputs=outs,
                       dynamic_batch=dynamic_batch, max_abs_diff=diff, checked_batches=batches,
