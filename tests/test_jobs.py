@@ -126,3 +126,33 @@ def test_file_lock_is_exclusive_and_released_on_kill(tmp_path: Path) -> None:
     p.join()
     with file_lock(tmp_path / "y.lock", poll_s=0.05):  # the kernel released the dead holder's lock
         pass
+
+
+def test_auto_threads_counts_the_cores_idle_now_not_a_minute_ago(monkeypatch) -> None:
+    """Right after other work the load average still says busy; the /proc/stat sample says what is busy now.
+    Without /proc/stat the load average decides."""
+    import oicsr_lab.train.threads as th
+
+    monkeypatch.delenv("OICSR_LAB_THREADS", raising=False)
+    monkeypatch.setattr(th.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(th.os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # lagging: both cores were busy
+    monkeypatch.setattr(th.time, "sleep", lambda s: None)
+
+    def counters(*rows):
+        it = iter(rows)
+        return lambda: list(next(it))
+
+    # user nice system idle iowait: 200 ticks over the interval, all idle -> 0 busy cores -> 2 threads
+    monkeypatch.setattr(th, "_cpu_times", counters((100, 0, 0, 1000, 0), (100, 0, 0, 1200, 0)))
+    assert th.auto_threads() == 2
+    # one of two cores busy (100 of 200 ticks idle) -> 1 thread
+    monkeypatch.setattr(th, "_cpu_times", counters((100, 0, 0, 1000, 0), (200, 0, 0, 1100, 0)))
+    assert th.auto_threads() == 1
+
+    def absent():
+        raise OSError("no /proc/stat")
+
+    monkeypatch.setattr(th, "_cpu_times", absent)
+    assert th.busy_cores() is None and th.auto_threads() == 1  # the load average (2.0 of 2 cores) decides
+    monkeypatch.setenv("OICSR_LAB_THREADS", "2")
+    assert th.auto_threads() is None
