@@ -22,7 +22,7 @@ ALL_REGS = names()  # the built-in regularisers at import, menu order; checks ca
 VALIDATION = "the validation split held out of the training data"  # where choices are made (tables, summaries)
 # demo: the sample's training images are CIFAR-10 training images; the shipped networks trained on ~90 % of them
 SHIPPED_VALIDATION = ("the 498 sample training images in the shipped networks' own 5,000-image validation hold-out "
-                      "(never trained on; oicsr_lab/pretrained/sample_holdout.json), never the test split")
+                      "(never trained on; oicsr_lab/pretrained/sample_holdout.json)")
 PROX = {"mode": "proximal"}
 PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: docs/results.md, calibration
 
