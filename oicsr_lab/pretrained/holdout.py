@@ -38,49 +38,46 @@ from ..errors import ConfigError
 HOLDOUT_FILE = "sample_holdout.json"
 
 
-def _names(path: Path, split: str = "train") -> list[str]:
-    """``class/file`` names of ``split``'s images in the order :func:`read_imagefolder` decodes them."""
+def _train_entries(path: Path) -> list[tuple[str, str]]:
+    """``(class/file, sha256 of its bytes)`` of the training images, in :func:`read_imagefolder`'s order."""
+    import hashlib
+
     out = []
-    for rel, _ in _iter_entries(Path(path)):
+    for rel, data in _iter_entries(Path(path)):
         sc = _split_of(PurePosixPath(rel))
-        if sc is not None and sc[0] == split:
-            out.append(f"{sc[1]}/{PurePosixPath(rel).name}")
+        if sc is not None and sc[0] == "train":
+            out.append((f"{sc[1]}/{PurePosixPath(rel).name}", hashlib.sha256(data).hexdigest()))
     return out
+
+
+def _names(path: Path) -> list[str]:
+    """``class/file`` names of the training images in decoding order."""
+    return [name for name, _ in _train_entries(path)]
 
 
 def compute_sample_holdout(archive: str | Path, val_images: int = 5000,
                            sample: str | Path | None = None) -> dict[str, Any]:
     """Which sample training images are in the ``val_images`` hold-out of the CIFAR-10 ``archive``.
 
-    Decodes nothing: file names and bytes only. Checks that each such sample image is
-    byte-identical to the archive's image of the same name.
+    Decodes nothing: one pass over each file's names and bytes. Checks that each such sample image
+    is byte-identical to the archive's image of the same name.
     """
-    import hashlib
-
-    def digests(path: Path) -> dict[str, str]:
-        out = {}
-        for rel, data in _iter_entries(Path(path)):
-            sc = _split_of(PurePosixPath(rel))
-            if sc is not None and sc[0] == "train":
-                out[f"{sc[1]}/{PurePosixPath(rel).name}"] = hashlib.sha256(data).hexdigest()
-        return out
-
-    arch_names = _names(Path(archive))
+    arch = _train_entries(Path(archive))
+    arch_names = [n for n, _ in arch]
     classes = sorted({n.split("/")[0] for n in arch_names})
     labels = torch.tensor([classes.index(n.split("/")[0]) for n in arch_names])
     _, val = holdout_indices(labels, val_images, len(classes))
-    held = {arch_names[i] for i in val.tolist()}
+    held = {arch_names[i]: arch[i][1] for i in val.tolist()}
     sample = Path(sample or sample_path())
-    sample_names = _names(sample)
-    idx = [i for i, n in enumerate(sample_names) if n in held]
-    arch_d, samp_d = digests(Path(archive)), digests(sample)
-    differ = [sample_names[i] for i in idx if arch_d.get(sample_names[i]) != samp_d[sample_names[i]]]
+    samp = _train_entries(sample)
+    idx = [i for i, (n, _) in enumerate(samp) if n in held]
+    differ = [samp[i][0] for i in idx if held[samp[i][0]] != samp[i][1]]
     if differ:
         raise ConfigError(f"{sample}: {len(differ)} sample images differ from the archive's (e.g. {differ[0]}); "
                           f"the sample is not the archive's images")
     return {"about": "sample training images in the shipped networks' validation hold-out (never trained on)",
             "dataset": "cifar10", "val_images": int(val_images), "val_seed": VAL_SEED,
-            "sample_train_images": len(sample_names), "names": [sample_names[i] for i in idx], "indices": idx}
+            "sample_train_images": len(samp), "names": [samp[i][0] for i in idx], "indices": idx}
 
 
 @lru_cache(maxsize=1)

@@ -303,12 +303,10 @@ class Trainer:
     def _evaluate_epoch(self) -> dict[str, float]:
         """The end-of-epoch test (unless ``evaluate_test`` is off) and validation metrics."""
         record: dict[str, float] = {}
-        if not self.evaluate_test:
-            pass
-        elif self.streaming:
+        if self.evaluate_test and self.streaming:
             metrics = evaluate(self.model, self.data, self.test_split, topk=(1, 5), loader=self.eval_loader)
             record.update({f"test_{k}": v for k, v in metrics.items()})
-        else:
+        elif self.evaluate_test:
             record.update({f"test_{k}": v for k, v in evaluate(self.model, self.data, self.test_split).items()})
         if self.val_split is not None and self.evaluate_val:
             record.update({f"val_{k}": v for k, v in evaluate(self.model, self.data, self.val_split).items()})
