@@ -13,6 +13,15 @@ torch.set_num_threads(1)  # test sizes assume one thread; the machines are share
 ARCHIVE_NAME = "cifar10-jpeg.tar.gz"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_again():
+    """Put torch back to one thread after each test: an in-process ``reproduce`` or ``prune`` without ``--threads``
+    takes the idle cores (2 here), and a later test comparing weights bit for bit would then train differently."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session-wide data root (pass as ``root=`` / ``--data-dir`` / ``OICSR_LAB_DATA``) holding the sample's cache."""

@@ -251,6 +251,9 @@ def test_prune_from_a_report_folder(ci_run, capsys, data_dir: Path, tmp_path: Pa
     assert state["config"] == run_cfg and state["done"]
     err = one_line_exit_2(capsys, ["prune", "--from", str(report), "--target", "0.1", "--out", str(tmp_path / "q")])
     assert "choose one of its runs with --reg" in err and not (tmp_path / "q").exists()
+    import torch
+
+    assert torch.get_num_threads() == 1  # the refused command (no --threads) did not take the idle cores first
 
 
 def test_prune_bad_target_prints_nothing_first(ci_run, capsys, tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ def kill_at(fault: str, argv: list[str], tmp_path: Path, timeout: float = 300.0)
 def reference(sample_data, tmp_path_factory: pytest.TempPathFactory):
     """The uninterrupted run, in-process (same config, data and single thread as the CLI runs); its folder is a
     source for ``prune``."""
+    assert torch.get_num_threads() == 1  # as the CLI's --threads 1; another count rounds differently
     cfg = preset("ci", epochs=3, train_subset=256)
     out = tmp_path_factory.mktemp("reference") / "run"
     trainer = build_trainer(cfg, out_dir=out, data=sample_data, device="cpu", show_progress=False)

@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
                      retrain_lr=args.retrain_lr).validate()
     if not (0 < args.max_layer_ratio <= 1):
         raise ConfigError(f"--max-layer-ratio must be in (0, 1], got {args.max_layer_ratio}; e.g. 0.5")
-    set_threads(args.threads if args.threads is not None else auto_threads())
     if args.source:
         report = is_report_folder(args.source)  # then --reg/--seed pick its run (and so match its config)
         model, cfg_dict = load_source(args.source, *((args.reg, args.seed) if report else (None, None)))
@@ -94,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and (out / "state.json").exists():
         raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or "
                           "choose another --out")
-    data = load_dataset(cfg.dataset, root=args.data_dir)
+    set_threads(args.threads if args.threads is not None else auto_threads())  # after the checks: a refused
+    data = load_dataset(cfg.dataset, root=args.data_dir)                       # command leaves the process as it was
     if model is not None:
         import torch
 
