@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_regularizers.py
 	$(BIN)/python benchmarks/bench_pruned_speed.py --quick
 	$(BIN)/python benchmarks/bench_widgets.py
+	$(BIN)/python benchmarks/bench_reproduce.py --preset ci --seeds 0
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache
