@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from oicsr_lab.experiments.calibrate import _NoTest, calibrate, choose, default_grid, log_grid, sum_lr
+from oicsr_lab.experiments.calibrate import _NoTest, calibrate, choose, default_grid, log_grid, sum_lr, verdict
 from oicsr_lab.train import preset
 
 
@@ -14,7 +14,8 @@ def test_log_grid_and_default_grids() -> None:
     assert log_grid(0.1, 0.4) == [0.1, 0.141, 0.2, 0.283, 0.4]
     g = default_grid("quick", "gl")
     assert g == sorted(g) and all(b / a == pytest.approx(2 ** 0.5, rel=0.01) for a, b in zip(g, g[1:]))
-    assert default_grid("quick", "growl") == [float(f"{x / 2:.3g}") for x in g]  # half of GL's, as in the spec
+    assert default_grid("quick", "growl") == [0.0442, 0.0625, 0.0884, 0.125, 0.177, 0.25, 0.354]  # GL's, one octave
+    assert set(g) <= set(default_grid("quick", "oicsr_growl"))                                    # further down
     assert default_grid("quick", "l2") == [0.0]
 
 
@@ -25,6 +26,16 @@ def test_choose_takes_the_strongest_within_tolerance() -> None:
     c = choose(rows, tolerance=2.0)
     assert c["gl"]["strength"] == 0.2 and c["gl"]["within"]  # 49.5 >= 51 - 2; 30 is not
     assert c["l1bn"]["strength"] == 0.01 and not c["l1bn"]["within"]  # none within: the weakest, flagged
+    assert verdict(c["gl"]) == "yes" and verdict(c["l1bn"]).startswith("no")
+
+
+def test_a_choice_at_the_grids_top_is_flagged() -> None:
+    """Every grid point within tolerance: the strongest is taken, and the report says to widen the grid."""
+    rows = [{"reg": "l2", "strength": 0.0, "val_acc": 50.0}]
+    rows += [{"reg": "growl", "strength": s, "val_acc": 50.0} for s in (0.05, 0.1)]
+    c = choose(rows, tolerance=2.0)["growl"]
+    assert c["strength"] == 0.1 and c["within"] and c["at_top"]
+    assert "widen the grid" in verdict(c)
 
 
 def test_sum_lr_transfer_is_proportional_to_epochs() -> None:

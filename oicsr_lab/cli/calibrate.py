@@ -41,7 +41,7 @@ def _grids(items: list[str]) -> dict[str, list[float]]:
 
 def run(args: argparse.Namespace) -> int:
     """Choose each regulariser's strength on the validation split by one rule (writes calibration.md)."""
-    from ..experiments.calibrate import calibrate
+    from ..experiments.calibrate import calibrate, verdict
 
     rec = calibrate(args.preset, args.out, regs=parse_list(args.regs), seeds=parse_list(args.seeds, int),
                     epochs=args.epochs, grids=_grids(args.grid), tolerance=args.tolerance, jobs=args.jobs,
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
                     show_progress=False if args.no_progress else None)
     for reg, c in rec["choice"].items():
         print(f"{reg}: lambda {c['strength']:g} (val acc {c['val_acc']['mean']:.1f}"
-              f"{'' if c['within'] else ', none within tolerance'}; at the preset's budget {c['transferred']:.3g})")
+              f"; at the preset's budget {c['transferred']:.3g}){'' if verdict(c) == 'yes' else ' -- ' + verdict(c)}")
     return 0

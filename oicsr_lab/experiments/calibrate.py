@@ -65,14 +65,17 @@ def log_grid(lo: float, hi: float, per_octave: int = STEPS_PER_OCTAVE) -> list[f
 
 
 def default_grid(preset: str, reg: str) -> list[float]:
-    """The preset's grid for ``reg`` (GrOWL-family: half the GL grid, as in the spec's strength table)."""
+    """The preset's grid for ``reg``. GrOWL-family: GL's grid extended one octave down (their strength was first
+    guessed at half of GL's; at quick the calibration found their threshold where GL's is, docs/results.md 5)."""
     (glo, ghi), (llo, lhi) = GRID_SPAN[preset]
     if reg == "l2":
         return [0.0]
     if reg == "l1bn":
         return log_grid(llo, lhi)
     grid = log_grid(glo, ghi)
-    return [float(f"{g / 2:.3g}") for g in grid] if get_regularizer(reg).ordered else grid
+    if get_regularizer(reg).ordered:
+        return log_grid(float(f"{glo / 2:.3g}"), ghi)
+    return grid
 
 
 def sum_lr(config: TrainConfig, train_images: int) -> float:
@@ -168,8 +171,17 @@ def choose(rows: list[dict[str, Any]], tolerance: float) -> dict[str, dict[str, 
         ok = [s for s, accs in grid.items() if mean_ci(accs).mean >= ref.mean - tolerance]
         pick = max(ok) if ok else min(grid)
         out[reg] = {"strength": pick, "val_acc": mean_ci(grid[pick]).as_dict(), "within": bool(ok),
-                    "grid": sorted(grid)}
+                    "grid": sorted(grid), "at_top": bool(ok) and pick == max(grid)}
     return out
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """How a choice relates to its grid, for the table and the log."""
+    if not c["within"]:
+        return "no: weakest on the grid"
+    if c.get("at_top"):
+        return "yes, at the grid's top: the threshold may lie above it; widen the grid (--grid REG=...)"
+    return "yes"
 
 
 def calibrate(
@@ -285,7 +297,7 @@ def calibration_markdown(record: dict[str, Any]) -> str:
     lines += ["", "| reg | chosen lambda | within tolerance | transferred to the preset's budget |",
               "|---|---|---|---|"]
     for reg, c in record["choice"].items():
-        lines.append(f"| {reg} | {c['strength']:g} | {'yes' if c['within'] else 'no: weakest on the grid'} | "
+        lines.append(f"| {reg} | {c['strength']:g} | {verdict(c)} | "
                      f"{c['transferred']:.3g} |")
     lines += ["", f"Transfer: lambda x sum(lr) kept; sum(lr) {record['sum_lr']:.1f} at {record['epochs']} epochs, "
               f"{record['target_sum_lr']:.1f} at the preset's {record['target_epochs']}.", ""]
