@@ -36,12 +36,33 @@ def test_hold_out_is_disjoint_and_refuses_bad_indices() -> None:
 
 def test_shipped_validation_needs_the_sample_and_matching_models() -> None:
     data = load_dataset("cifar10-sample")
-    with pytest.raises(ConfigError, match="known for the embedded cifar10-sample only"):
+    with pytest.raises(ConfigError, match="known for the embedded cifar10-sample .* and for cifar10 itself"):
         with_shipped_validation(data.hold_out([0]))
     other = [dict(list_pretrained()[0], config=dict(list_pretrained()[0]["config"], val_images=500))]
     with pytest.raises(ConfigError, match="not the cifar10 hold-out of 5000"):
         with_shipped_validation(data, other)
     assert len(with_shipped_validation(data).val) == 498
+
+
+def test_demo_on_the_full_archive_chooses_on_the_whole_hold_out() -> None:
+    """``--preset demo --data cifar10``: the 5,000 hold-out images as validation, the whole test split measured."""
+    from oicsr_lab.experiments.spec import SHIPPED_VALIDATION, SHIPPED_VALIDATION_FULL, build_spec
+
+    full, sample = build_spec("demo", dataset="cifar10"), build_spec("demo")
+    assert full["base_config"]["val_images"] == 5000 and full["sweep"]["test_images"] == 10000
+    assert full["validation"] == SHIPPED_VALIDATION_FULL
+    assert sample["base_config"]["val_images"] == 498 and sample["sweep"]["test_images"] == 1000
+    assert sample["validation"] == SHIPPED_VALIDATION
+
+
+@pytest.mark.archive
+def test_shipped_validation_on_the_archive_is_the_course_hold_out(archive_path: Path) -> None:
+    """On the full archive the validation split is exactly the one every course run held out."""
+    data = load_dataset("cifar10", root=archive_path.parent)
+    d = with_shipped_validation(data)
+    ref = data.with_validation(5000)
+    assert (len(d.train), len(d.val)) == (45000, 5000)
+    assert torch.equal(d.val.images, ref.val.images) and torch.equal(d.val.labels, ref.val.labels)
 
 
 @pytest.mark.archive

@@ -23,6 +23,9 @@ VALIDATION = "the validation split held out of the training data"  # where choic
 # demo: the sample's training images are CIFAR-10 training images; the shipped networks trained on ~90 % of them
 SHIPPED_VALIDATION = ("the 498 sample training images in the shipped networks' own 5,000-image validation hold-out "
                       "(never trained on; oicsr_lab/pretrained/sample_holdout.json)")
+# demo --data cifar10: the shipped networks' hold-out itself (the full archive; fine-tuning sees the other 45,000)
+SHIPPED_VALIDATION_FULL = ("the shipped networks' own 5,000-image validation hold-out of the CIFAR-10 training split "
+                           "(never trained on)")
 PROX = {"mode": "proximal"}
 PROX_BN = {"mode": "proximal", "include_bn": True}  # short presets: docs/results.md, calibration
 
@@ -148,10 +151,15 @@ def build_spec(
     rp = copy.deepcopy(REPRODUCE[preset_name])
     base = preset(rp.get("train_preset", preset_name), **rp["train"])
     base = base.replace(model=model, dataset=dataset, epochs=epochs, width=width, precision=precision)
-    if rp.get("source") == SHIPPED:  # choices on the sample images the shipped networks never trained on
+    full = False  # demo on the archive the shipped networks trained on (--data cifar10), not on the sample
+    if rp.get("source") == SHIPPED:  # choices on the training images the shipped networks never trained on
         from ..pretrained.holdout import sample_holdout
 
-        base = base.replace(val_images=len(sample_holdout()["indices"]))
+        h = sample_holdout()
+        full = base.dataset == h["dataset"]
+        base = base.replace(val_images=h["val_images"] if full else len(h["indices"]))
+        if full:  # the whole test split, as the course runs measure
+            rp["sweep_test"] = REPRODUCE[rp["train_preset"]]["sweep_test"]
     if model is not None and width is None and model != base.model:
         base = base.replace(width=1.0) if model.startswith("torchvision:") else base
     base.validate()
@@ -202,7 +210,8 @@ def build_spec(
     return {
         "preset": preset_name, "base_config": base.to_dict(), "source": rp.get("source", "train"),
         "not_in_grid": missing,
-        "validation": SHIPPED_VALIDATION if rp.get("source") == SHIPPED else VALIDATION,
+        "validation": (SHIPPED_VALIDATION_FULL if full else SHIPPED_VALIDATION) if rp.get("source") == SHIPPED
+        else VALIDATION,
         "regs": regs, "strengths": {r: table[r] for r in regs},
         "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,

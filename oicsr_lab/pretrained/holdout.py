@@ -88,7 +88,11 @@ def sample_holdout() -> dict[str, Any]:
 
 
 def with_shipped_validation(data: DatasetSplits, entries: list[dict[str, Any]] | None = None) -> DatasetSplits:
-    """``data`` (the embedded sample) with the images no shipped network trained on as its ``val``.
+    """``data`` with the training images no shipped network trained on as its ``val``.
+
+    On the embedded sample: its 498 images in the networks' hold-out. On the full CIFAR-10 archive
+    (``data.name == "cifar10"``): that hold-out itself (``with_validation(5000)``, the split every
+    course run held out), so fine-tuning sees the other 45,000.
 
     ``entries``: the shipped models it is for (default: all); each must have trained with the
     hold-out this file was computed for, else a ConfigError says which.
@@ -96,14 +100,15 @@ def with_shipped_validation(data: DatasetSplits, entries: list[dict[str, Any]] |
     from . import list_pretrained
 
     h = sample_holdout()
-    if data.name != SAMPLE_NAME or len(data.train) != h["sample_train_images"]:
+    full = data.name == h["dataset"]  # the archive itself: its own hold-out, as the shipped networks' training had
+    if not full and (data.name != SAMPLE_NAME or len(data.train) != h["sample_train_images"]):
         raise ConfigError(f"{data.name}: the shipped networks' held-out images are known for the embedded "
-                          f"{SAMPLE_NAME} only ({h['sample_train_images']} training images); pass "
-                          f"--dataset {SAMPLE_NAME} or choose on a validation split of your own (val_images)")
+                          f"{SAMPLE_NAME} ({h['sample_train_images']} training images) and for {h['dataset']} "
+                          f"itself; pass --data {SAMPLE_NAME} or --data {h['dataset']}")
     for e in entries if entries is not None else list_pretrained():
         cfg = e.get("config", {})
         if cfg.get("dataset") != h["dataset"] or int(cfg.get("val_images") or 0) != h["val_images"]:
             raise ConfigError(f"shipped model {e.get('name')} trained on {cfg.get('dataset')} with "
                               f"val_images={cfg.get('val_images')}, not the {h['dataset']} hold-out of "
                               f"{h['val_images']} that {HOLDOUT_FILE} lists; recompute it (scripts/sample_holdout.py)")
-    return data.hold_out(h["indices"])
+    return data.with_validation(h["val_images"]) if full else data.hold_out(h["indices"])
