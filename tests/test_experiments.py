@@ -220,6 +220,25 @@ def test_markdown_tables_from_report(ci, capsys):
     assert main(["tables", str(out / "missing")]) == 2
 
 
+def test_after_finetuning_pairs_the_headline_with_each_baseline_by_seed():
+    """The after-fine-tuning paired difference is OICSR-GL minus the baseline seed by seed, as scipy's paired t."""
+    from scipy import stats
+
+    from oicsr_lab.experiments.protocol import after_finetuning
+
+    acc = {"oicsr_gl": [50.0, 48.0, 47.5], "l2": [44.0, 45.5, 41.0]}
+    rows = [{"reg": reg, "seed": s, "ratio": 0.5, "criterion": "out_in", "flops": 2e7, "params": 1.5e5,
+             "acc_before_retrain": 20.0, "acc_after_finetune": a}
+            for reg, accs in acc.items() for s, a in enumerate(accs)]
+    rows.append({**rows[0], "seed": 7})  # a seed the baseline lacks is left out of the pairs
+    d = after_finetuning(rows, {})["paired"]["l2"][0.5]
+    diffs = [a - b for a, b in zip(acc["oicsr_gl"], acc["l2"])]
+    lo, hi = stats.t.interval(0.95, len(diffs) - 1, loc=sum(diffs) / 3, scale=stats.sem(diffs))
+    assert d["n"] == 3 and d["mean"] == pytest.approx(sum(diffs) / 3)
+    assert (d["lo"], d["hi"]) == (pytest.approx(lo), pytest.approx(hi)) and d["holds"] == (lo > 0 or hi < 0)
+    assert "oicsr_gl" not in after_finetuning(rows, {})["paired"]
+
+
 def test_sweep_criteria_option():
     """reproduce --criteria: registry names, floors and 'own' reach the sweep spec; unknown names fail in one line."""
     spec = build_spec("ci", criteria="out_in,l1,own,uniform")

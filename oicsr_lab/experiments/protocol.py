@@ -10,7 +10,8 @@ plain tables; :mod:`.tables` renders them as markdown and the report shows them.
   validation accuracy before retraining over the sweep's ratios; floors excluded). The
   headline uses the latter;
 * OICSR-GL against each baseline is the **paired** per-seed difference (same seeds) with its
-  interval; a difference "holds" when its interval excludes zero;
+  interval, before retraining and after fine-tuning at matched FLOPs; a difference "holds" when
+  its interval excludes zero;
 * the random and uniform floors and the chance line (100 / classes) come with every table.
 """
 
@@ -125,4 +126,25 @@ def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) 
                 row["delta_vs_dense"] = {**d.as_dict(), "holds": d.excludes_zero()}
             rows.append(row)
     dense = mean_ci(list(ref.values())).as_dict() if ref else None
-    return {"rows": rows, "dense": dense, "ratios": ratios}
+    return {"rows": rows, "dense": dense, "ratios": ratios, "paired": _paired_after(ft_rows, regs, ratios)}
+
+
+def _paired_after(ft_rows: list[dict[str, Any]], regs: list[str], ratios: list[float]) -> dict[str, dict]:
+    """``{baseline: {ratio: interval}}``: the headline method's top-1 after fine-tuning minus each baseline's,
+    paired by seed (each at its validation-chosen criterion, as fine-tuned)."""
+    acc = {(r["reg"], int(r["seed"]), round(float(r["ratio"]), 9)): float(r["acc_after_finetune"]) for r in ft_rows}
+    paired: dict[str, dict[float, dict]] = {}
+    if HEADLINE not in regs:
+        return paired
+    seeds = sorted({int(r["seed"]) for r in ft_rows})
+    for reg in regs:
+        if reg == HEADLINE:
+            continue
+        for ratio in ratios:
+            k = round(ratio, 9)
+            pairs = [(acc[(HEADLINE, s, k)], acc[(reg, s, k)]) for s in seeds
+                     if (HEADLINE, s, k) in acc and (reg, s, k) in acc]
+            if pairs:
+                d = paired_ci([x for x, _ in pairs], [y for _, y in pairs])
+                paired.setdefault(reg, {})[ratio] = {**d.as_dict(), "holds": d.excludes_zero()}
+    return paired

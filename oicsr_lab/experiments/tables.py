@@ -70,6 +70,17 @@ def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
 
 
+def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list[float]) -> list[str]:
+    """Markdown lines of a paired-difference table (one row per baseline, one column per ratio)."""
+    cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
+    lines = [f"### {title}", "",
+             "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero.",
+             "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |",
+             "|---|" + "---|" * len(ratios)]
+    lines += [f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |" for reg, cells in paired.items()]
+    return lines + [""]
+
+
 def protocol_tables(report: str | Path) -> str:
     """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
     from .protocol import HEADLINE, after_finetuning, before_retraining, reference_phrase
@@ -96,14 +107,8 @@ def protocol_tables(report: str | Path) -> str:
                          + " | ".join(_ci(cells.get(r)) for r in ratios) + " |")
     out = lines + [""]
     if b["paired"]:
-        lines = [f"### Paired difference {HEADLINE} − baseline, each at its best criterion chosen on validation", "",
-                 "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero.",
-                 "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |",
-                 "|---|" + "---|" * len(ratios)]
-        for reg, cells in b["paired"].items():
-            cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
-            lines.append(f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |")
-        out += lines + [""]
+        out += _paired_table(f"Paired difference {HEADLINE} − baseline before retraining, each at its best "
+                             "criterion chosen on validation", b["paired"], ratios)
     if (report / "finetune.csv").is_file() and (report / "finetune.csv").stat().st_size > 0:
         ft = pd.read_csv(report / "finetune.csv").to_dict("records")
         if ft:
@@ -122,6 +127,9 @@ def protocol_tables(report: str | Path) -> str:
                 lines.append(f"| {r['reg']} | {100 * r['ratio']:.0f} % | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
                              f"{', '.join(r['criteria'])} | {_ci(r['before'])} | {_ci(r['after'])} | {dtxt} |")
             out += lines + [""]
+            if a["paired"]:
+                out += _paired_table(f"Paired difference {HEADLINE} − baseline after fine-tuning, at matched FLOPs",
+                                     a["paired"], a["ratios"])
     return "\n".join(out)
 
 
@@ -144,7 +152,8 @@ def report_tables(report: str | Path) -> str:
             **{f"energy < {t:g} x layer max": f"{100 * s.get(f'below_{t:g}', float('nan')):.1f} %" for t in THRESHOLDS},
             "exact zeros": f"{100 * s.get('exact_zero', float('nan')):.1f} %",
         })
-    out += ["### Training under each regulariser", "", _md(pd.DataFrame(rows)), ""]
+    out += [f"### Training under each regulariser (seed {summary['seeds'][0]}; Figure 4's dense column has every seed)",
+            "", _md(pd.DataFrame(rows)), ""]
     out += [protocol_tables(report)]
     own = sweep[sweep["ratio"] > 0]
     main = own[own["criterion"] == energies.get("criterion", "out_in")]
@@ -153,14 +162,15 @@ def report_tables(report: str | Path) -> str:
         piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
         dense = sweep[sweep["ratio"] == 0].groupby("reg")["acc_before_retrain"].mean()
         piv.insert(0, "dense", dense.reindex(piv.index))
-        out += ["### First seed's detail: accuracy before retraining (%), out-in energy, mean over seeds", "",
+        out += ["### Accuracy before retraining (%), out-in energy, mean over seeds (more digits, no interval)", "",
                 _md(piv.reset_index()), ""]
     others = own[own["criterion"] != energies.get("criterion", "out_in")]
     if len(others):
         piv = others.pivot_table(index=["reg", "criterion"], columns="ratio", values="acc_before_retrain",
                                  aggfunc="mean")
         piv.columns = [f"{100 * c:.0f} %" for c in piv.columns]
-        out += ["### Same, each baseline scored by its own criterion", "", _md(piv.reset_index()), ""]
+        out += ["### Same, under every other ranking (own criteria and the random / uniform floors)", "",
+                _md(piv.reset_index()), ""]
     if (report / "pipeline.csv").is_file():
         pipe = pd.read_csv(report / "pipeline.csv")
         keep = [c for c in ("reg", "stage", "step", "target_ratio", "achieved_ratio", "acc_before_retrain",
