@@ -61,8 +61,13 @@ def test_files_and_ranges(ci):
     assert uni and all(abs(float(r["achieved_ratio"]) - float(r["ratio"])) < 0.03 for r in uni)
     # fine-tuning after one-shot pruning: at the sweep's FLOPs for the criterion chosen on validation
     ft = _csv(out / "finetune.csv")
-    assert {r["reg"] for r in ft} == set(regs) and {float(r["ratio"]) for r in ft} == {0.3}
-    for r in ft:
+    assert {r["reg"] for r in ft} == set(regs) and {float(r["ratio"]) for r in ft} == {0.0, 0.3}
+    control = [r for r in ft if float(r["ratio"]) == 0]  # each network fine-tuned unpruned: the control
+    dense = {r["reg"]: int(r["flops"]) for r in rows if float(r["ratio"]) == 0}
+    assert sorted(r["reg"] for r in control) == sorted(regs)
+    assert all(r["criterion"] == "none" and int(r["flops"]) == dense[r["reg"]] for r in control)
+    assert all(0 <= float(r["acc_after_finetune"]) <= 100 for r in control)
+    for r in (r for r in ft if float(r["ratio"]) > 0):
         val = {c: sum(float(x["val_acc_before_retrain"]) for x in rows if x["reg"] == r["reg"] and x["criterion"] == c
                       and float(x["ratio"]) > 0) for c in {x["criterion"] for x in rows if x["reg"] == r["reg"]}
                if c not in ("random", "uniform")}
@@ -105,8 +110,8 @@ def test_files_and_ranges(ci):
     assert s["references"]["0"]["epochs"] == s["config"]["base_config"]["epochs"] + s["config"]["finetune"]["epochs"]
     assert set(en["by_seed"]["0"]) == set(regs)
     assert s["config"]["strengths"]["oicsr_gl"] == STRENGTHS["ci"]["oicsr_gl"]
-    # 4 x (train, sweep, finetune) + reference + 2 pipelines + table1
-    assert "torch" in s["versions"] and s["cache"]["computed"] == 16
+    # 4 x (train, sweep, finetune, unpruned control) + reference + 2 pipelines + table1
+    assert "torch" in s["versions"] and s["cache"]["computed"] == 20
     assert (out / "index.html").read_text().count("<") > 10
 
 
@@ -121,7 +126,7 @@ def test_second_invocation_is_a_cache_hit(ci):
     assert main(["reproduce", "--preset", "ci", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
     wall = time.perf_counter() - t0
     s = json.loads((out / "summary.json").read_text())
-    assert s["cache"] == {"hit": 16, "computed": 0}
+    assert s["cache"] == {"hit": 20, "computed": 0}
     assert wall < max(30.0, 0.5 * first_wall)
     for p, st in stamps.items():  # a finished result is never rewritten
         assert ((p / RESULT).stat().st_mtime_ns, (p / DONE).stat().st_mtime_ns,
@@ -239,6 +244,30 @@ def test_after_finetuning_pairs_the_headline_with_each_baseline_by_seed():
     assert "oicsr_gl" not in after_finetuning(rows, {})["paired"]
 
 
+def test_pruning_cost_is_pruned_minus_its_own_unpruned_control():
+    """With ratio-0 control rows: each method's pruning cost and the headline's cost minus each baseline's."""
+    from scipy import stats
+
+    from oicsr_lab.experiments.protocol import after_finetuning
+
+    acc = {("oicsr_gl", 0.0): [60.0, 61.0, 59.0], ("oicsr_gl", 0.5): [55.0, 57.0, 54.5],
+           ("l2", 0.0): [58.0, 58.5, 57.0], ("l2", 0.5): [50.0, 51.5, 49.0]}
+    rows = [{"reg": reg, "seed": s, "ratio": ratio, "criterion": "none" if ratio == 0 else "out_in", "flops": 2e7,
+             "params": 1.5e5, "acc_before_retrain": 20.0, "acc_after_finetune": a}
+            for (reg, ratio), accs in acc.items() for s, a in enumerate(accs)]
+    a = after_finetuning(rows, {})
+    cost = [p - u for p, u in zip(acc[("l2", 0.5)], acc[("l2", 0.0)])]
+    assert a["pruning_cost"]["l2"][0.5]["mean"] == pytest.approx(sum(cost) / 3)
+    did = [(p - u) - (q - w) for p, u, q, w in zip(acc[("oicsr_gl", 0.5)], acc[("oicsr_gl", 0.0)], acc[("l2", 0.5)],
+                                                    acc[("l2", 0.0)])]
+    d = a["paired_cost"]["l2"][0.5]
+    lo, hi = stats.t.interval(0.95, 2, loc=sum(did) / 3, scale=stats.sem(did))
+    assert d["mean"] == pytest.approx(sum(did) / 3) and (d["lo"], d["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert a["paired"]["l2"][0.0]["mean"] == pytest.approx((60 + 61 + 59 - 58 - 58.5 - 57) / 3)  # the control's lead
+    assert 0.0 not in a["pruning_cost"]["l2"] and "pruning_cost" not in after_finetuning(
+        [r for r in rows if r["ratio"] > 0], {})
+
+
 def test_sweep_criteria_option():
     """reproduce --criteria: registry names, floors and 'own' reach the sweep spec; unknown names fail in one line."""
     spec = build_spec("ci", criteria="out_in,l1,own,uniform")
@@ -249,3 +278,17 @@ def test_sweep_criteria_option():
     assert criteria_for("l1bn", spec["sweep"]["criteria"]) == ["out_in", "l1", "bn_gamma", "uniform"]
     with pytest.raises(ConfigError, match="unknown criterion 'bogus'"):
         build_spec("ci", criteria="out_in,bogus")
+
+
+def test_finetune_control_defaults_and_flag():
+    """The unpruned control is on for trained presets, off for the demo's 5-minute budget; the flag overrides."""
+    assert build_spec("quick")["finetune_control"] and build_spec("course")["finetune_control"]
+    assert not build_spec("demo")["finetune_control"]
+    assert build_spec("demo", finetune_control=True)["finetune_control"]
+    assert not build_spec("quick", finetune_control=False)["finetune_control"]
+    assert not build_spec("quick", finetune_epochs=0)["finetune_control"]  # nothing to control for
+    from oicsr_lab.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["reproduce", "--no-finetune-control"]).finetune_control is False
+    assert p.parse_args(["reproduce"]).finetune_control is None

@@ -136,3 +136,21 @@ def test_prune_cli_from_pruned_file(tmp_path, full):
     assert text[0].startswith("reg,step,target_ratio,achieved_ratio,acc_before_retrain")
     assert len(text) == 3  # the (already 10%-pruned) input and one step to 20% of *its* FLOPs
     assert main(["prune", "--from", str(tmp_path / "missing"), "--target", "0.2", "--out", str(dest)]) == 2
+
+
+def test_finetune_unpruned_is_the_pruned_runs_fine_tune_without_the_pruning(full, data, config, tmp_path):
+    """The control fine-tunes with the pipeline's fine-tune config (lr/10, cosine, no regulariser, same seed)."""
+    from oicsr_lab.pruning.iterative import finetune_unpruned
+
+    _, out = full
+    model = _model()
+    dense = count_flops(model, data.example_input())
+    r = finetune_unpruned(model, data, config, epochs=1, out_dir=tmp_path, device="cpu", show_progress=False)
+    pruned_cfg = json.loads((out / "finetune" / "train" / "config.json").read_text())["config"]
+    control_cfg = json.loads((tmp_path / "finetune" / "train" / "config.json").read_text())["config"]
+    assert control_cfg == pruned_cfg  # same lr, schedule, epochs, seed, and reg l2 at strength 0
+    assert control_cfg["reg"] == "l2" and control_cfg["strength"] == 0 and control_cfg["lr"] == config.lr / 10
+    assert (r["flops"], r["params"]) == (dense.total_macs, dense.total_params)  # nothing pruned
+    assert 0 <= r["acc_before"] <= 100 and 0 <= r["acc_after"] <= 100
+    with pytest.raises(ConfigError, match="fine-tune epochs"):
+        finetune_unpruned(_model(), data, config, epochs=0, device="cpu")

@@ -44,6 +44,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="training arithmetic of every run (default: the preset's, auto)")
     p.add_argument("--finetune-ratios",
                    help="comma-separated FLOPs ratios pruned then fine-tuned (default: 0.3,0.5,0.7)")
+    p.add_argument("--finetune-control", action=argparse.BooleanOptionalAction, default=None,
+                   help="also fine-tune every network unpruned, the same way (the control that separates what "
+                   "pruning costs from what the extra epochs give; default: on, off for --preset demo)")
     p.add_argument("--table1-weights",
                    help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
         pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
         finetune_epochs=args.finetune_epochs, finetune_ratios=parse_list(args.finetune_ratios, float),
-        precision=args.precision, criteria=args.criteria,
+        precision=args.precision, criteria=args.criteria, finetune_control=args.finetune_control,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
         device=args.device, threads=args.threads, jobs=args.jobs, data_dir=args.data_dir,
         show_progress=False if args.no_progress else None,

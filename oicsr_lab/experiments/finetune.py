@@ -8,6 +8,11 @@ shrunk, and fine-tuned ``epochs`` epochs without the regulariser
 (:func:`~oicsr_lab.pruning.prune_iteratively` with one step and no retraining). Its reference is
 a dense L2 network trained for the same total number of epochs (training + fine-tuning), so a
 pruned network is never credited with extra training.
+
+The **control** (:func:`control_cached`, ``ratio`` 0 in ``finetune.csv``, criterion ``none``):
+each regulariser's own network fine-tuned *unpruned* with the same schedule. A method's lead
+after pruning + fine-tuning is only the pruning's if it exceeds its lead here; the per-method
+difference (pruned minus unpruned, same seed) is what pruning cost after fine-tuning.
 """
 
 from __future__ import annotations
@@ -83,6 +88,46 @@ def finetune_cached(
                          "params": last["params"], "acc_before_retrain": pruned["acc_before_retrain"],
                          "acc_after_finetune": last["acc_after_retrain"], "finetune_epochs": settings["epochs"]})
         return {"run": run.key, "criterion": crit, "settings": settings, "rows": rows}
+
+    result, hit = cached(folder, compute)
+    return result["rows"], hit
+
+
+CONTROL_CRITERION = "none"  # finetune.csv's criterion for the unpruned control (ratio 0)
+
+
+def control_cached(
+    run: TrainedRun,
+    data: DatasetSplits,
+    root: Path,
+    settings: dict[str, Any],
+    model_label: str,
+    device: Any = "cpu",
+    show_progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """``([finetune.csv row at ratio 0], cache hit)``: ``run``'s network fine-tuned unpruned, as the pruned ones are.
+
+    Same epochs, learning rate and schedule, no regulariser, same seed (see
+    :func:`~oicsr_lab.pruning.iterative.finetune_unpruned`); cached under ``root/finetunes``.
+    """
+    from ..pruning.iterative import finetune_unpruned
+
+    ctl = {"epochs": int(settings["epochs"]), "eval_precision": settings.get("eval_precision", "fp32")}
+    key = config_hash({'run': run.key, 'control': ctl})
+    folder = Path(root) / "finetunes" / f"{run.config.reg}-unpruned-{key}"
+
+    def compute(f: Path) -> dict[str, Any]:
+        if log is not None:
+            log(f"control: fine-tune {run.config.reg} seed {run.config.seed} unpruned {ctl['epochs']} epochs")
+        r = finetune_unpruned(copy.deepcopy(run.load_model("cpu")), data, run.config, epochs=ctl["epochs"],
+                              out_dir=f, device=device, show_progress=show_progress,
+                              eval_precision=ctl["eval_precision"])
+        row = {"model": model_label, "reg": run.config.reg, "seed": run.config.seed, "criterion": CONTROL_CRITERION,
+               "ratio": 0.0, "achieved_ratio": 0.0, "flops": r["flops"], "params": r["params"],
+               "acc_before_retrain": r["acc_before"], "acc_after_finetune": r["acc_after"],
+               "finetune_epochs": ctl["epochs"]}
+        return {"run": run.key, "control": ctl, "rows": [row]}
 
     result, hit = cached(folder, compute)
     return result["rows"], hit

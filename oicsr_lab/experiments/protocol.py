@@ -12,12 +12,16 @@ plain tables; :mod:`.tables` renders them as markdown and the report shows them.
 * OICSR-GL against each baseline is the **paired** per-seed difference (same seeds) with its
   interval, before retraining and after fine-tuning at matched FLOPs; a difference "holds" when
   its interval excludes zero;
-* the random and uniform floors and the chance line (100 / classes) come with every table.
+* the random and uniform floors and the chance line (100 / classes) come with every table;
+* with the unpruned control in ``finetune.csv`` (ratio 0, each network fine-tuned unpruned the
+  same way), the headline's lead at ratio 0 is what its training alone buys, each method's
+  *pruning cost* is pruned minus unpruned (paired by seed), and the headline's pruning cost minus
+  each baseline's (a difference of differences) is what the pruning itself earns.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..regularizers import own_criterion
 from ..stats import mean_ci, paired_ci
@@ -75,17 +79,9 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
                 got = [v for v in vals if v is not None]
                 if got:
                     cells.setdefault(reg, {}).setdefault(name, {})[ratio] = mean_ci(got).as_dict()
-    paired: dict[str, dict[float, dict]] = {}
-    if HEADLINE in regs:
-        for reg in regs:
-            if reg == HEADLINE:
-                continue
-            for ratio in ratios:
-                a, b = per_seed.get((HEADLINE, "best (val)", ratio)), per_seed.get((reg, "best (val)", ratio))
-                pairs = [(x, y) for x, y in zip(a or [], b or []) if x is not None and y is not None]
-                if pairs:
-                    d = paired_ci([x for x, _ in pairs], [y for _, y in pairs])
-                    paired.setdefault(reg, {})[ratio] = {**d.as_dict(), "holds": d.excludes_zero()}
+    at = {(reg, s, ratio): v for (reg, name, ratio), vals in per_seed.items() if name == "best (val)"
+          for s, v in zip(seeds, vals)}
+    paired = _paired(lambda reg, s, ratio: at.get((reg, s, ratio)), regs, seeds, ratios)
     return {"seeds": seeds, "ratios": ratios, "cells": cells, "paired": paired,
             "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
 
@@ -122,29 +118,58 @@ def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) 
                    "before": mean_ci([float(r["acc_before_retrain"]) for r in sub]).as_dict(),
                    "after": mean_ci(accs).as_dict()}
             if all(s in ref for s in seeds):
-                d = paired_ci(accs, [ref[s] for s in seeds])
-                row["delta_vs_dense"] = {**d.as_dict(), "holds": d.excludes_zero()}
+                row["delta_vs_dense"] = _pair_ci(list(zip(accs, [ref[s] for s in seeds])))
             rows.append(row)
     dense = mean_ci(list(ref.values())).as_dict() if ref else None
-    return {"rows": rows, "dense": dense, "ratios": ratios, "paired": _paired_after(ft_rows, regs, ratios)}
-
-
-def _paired_after(ft_rows: list[dict[str, Any]], regs: list[str], ratios: list[float]) -> dict[str, dict]:
-    """``{baseline: {ratio: interval}}``: the headline method's top-1 after fine-tuning minus each baseline's,
-    paired by seed (each at its validation-chosen criterion, as fine-tuned)."""
     acc = {(r["reg"], int(r["seed"]), round(float(r["ratio"]), 9)): float(r["acc_after_finetune"]) for r in ft_rows}
+    seeds = sorted({int(r["seed"]) for r in ft_rows})
+    after = lambda reg, s, ratio: acc.get((reg, s, round(ratio, 9)))  # noqa: E731
+    out = {"rows": rows, "dense": dense, "ratios": ratios, "paired": _paired(after, regs, seeds, ratios)}
+    if 0.0 in ratios:  # the unpruned control: what pruning cost each method after the same fine-tune
+        pruned = [r for r in ratios if r > 0]
+        unpruned = lambda reg, s, ratio: acc.get((reg, s, 0.0))  # noqa: E731
+        cost: dict[str, dict[float, dict]] = {}
+        for reg in regs:
+            for ratio in pruned:
+                d = _pair_ci([(after(reg, s, ratio), unpruned(reg, s, ratio)) for s in seeds])
+                if d is not None:
+                    cost.setdefault(reg, {})[ratio] = d
+        out["pruning_cost"] = cost
+        out["paired_cost"] = _paired(after, regs, seeds, pruned, minus=unpruned)
+    return out
+
+
+def _pair_ci(pairs: list[tuple[float | None, float | None]]) -> dict[str, Any] | None:
+    """The paired interval of ``a - b`` over the complete pairs, with ``holds`` (excludes zero); None if none."""
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not pairs:
+        return None
+    d = paired_ci([a for a, _ in pairs], [b for _, b in pairs])
+    return {**d.as_dict(), "holds": d.excludes_zero()}
+
+
+def _paired(value: Callable[[str, int, float], float | None], regs: list[str], seeds: list[int],
+            ratios: list[float], minus: Callable[[str, int, float], float | None] | None = None) -> dict[str, dict]:
+    """``{baseline: {ratio: interval}}``: the headline method's ``value`` minus each baseline's, paired by seed.
+
+    ``value(reg, seed, ratio)`` is None where a cell is missing (that seed is left out of the pair). With
+    ``minus``, each value is first taken relative to ``minus(reg, seed, ratio)`` (a difference of differences).
+    """
+    def v(reg: str, s: int, ratio: float) -> float | None:
+        x = value(reg, s, ratio)
+        if minus is None or x is None:
+            return x
+        y = minus(reg, s, ratio)
+        return None if y is None else x - y
+
     paired: dict[str, dict[float, dict]] = {}
     if HEADLINE not in regs:
         return paired
-    seeds = sorted({int(r["seed"]) for r in ft_rows})
     for reg in regs:
         if reg == HEADLINE:
             continue
         for ratio in ratios:
-            k = round(ratio, 9)
-            pairs = [(acc[(HEADLINE, s, k)], acc[(reg, s, k)]) for s in seeds
-                     if (HEADLINE, s, k) in acc and (reg, s, k) in acc]
-            if pairs:
-                d = paired_ci([x for x, _ in pairs], [y for _, y in pairs])
-                paired.setdefault(reg, {})[ratio] = {**d.as_dict(), "holds": d.excludes_zero()}
+            d = _pair_ci([(v(HEADLINE, s, ratio), v(reg, s, ratio)) for s in seeds])
+            if d is not None:
+                paired.setdefault(reg, {})[ratio] = d
     return paired

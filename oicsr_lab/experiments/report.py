@@ -92,7 +92,8 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
             add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
                 "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
                 f"{reference_phrase((summary or {}).get('references'), shipped)}. Test accuracy, mean and 95 % "
-                "interval over seeds.",
+                "interval over seeds." + (" At 0 %: each network fine-tuned unpruned the same way (the control)."
+                                          if 0.0 in after["ratios"] else ""),
                 lambda: plots.static_finetuned(after, dense_label="dense (shipped L2)" if shipped else
                                                "dense, same epochs"), columns=True)
     if sweep:

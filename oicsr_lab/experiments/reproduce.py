@@ -22,7 +22,7 @@ from ..io import atomic_write_json
 from ..progress import progress
 from ..pruning.iterative import PIPELINE_COLUMNS
 from ..train import auto_threads, resolve_device, set_threads
-from .finetune import FINETUNE_COLUMNS, finetune_cached
+from .finetune import FINETUNE_COLUMNS, control_cached, finetune_cached
 from .pipeline import pipeline_cached
 from .protocol import reference_phrase
 from .report import write_csv, write_index
@@ -87,6 +87,7 @@ def reproduce(
     precision: str | None = None,
     criteria: str | list[str] | None = None,
     strengths: dict[str, float] | None = None,
+    finetune_control: bool | None = None,
     table1: bool = True,
     table1_weights: str | None = None,
     device: str = "auto",
@@ -113,7 +114,7 @@ def reproduce(
                       pipeline_retrain_epochs=pipeline_retrain_epochs,
                       pipeline_finetune_epochs=pipeline_finetune_epochs,
                       finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
-                      precision=precision, criteria=criteria)
+                      precision=precision, criteria=criteria, finetune_control=finetune_control)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -162,6 +163,9 @@ def reproduce(
             for reg in regs_:
                 ft_rows += step(f"finetune {reg} seed {s}", lambda r=runs[s][reg], rows=sweeps[s][reg]["rows"]:
                                 finetune_cached(r, rows, data, root, spec["finetune"], label_, dev, inner, log))
+                if spec.get("finetune_control"):
+                    ft_rows += step(f"finetune control {reg} seed {s}", lambda r=runs[s][reg]:
+                                    control_cached(r, data, root, spec["finetune"], label_, dev, inner, log))
             if is_shipped(spec):
                 shipped_ref = shipped_reference(runs[s], root)
                 if shipped_ref is not None:
@@ -213,7 +217,9 @@ def reproduce(
             f"on {spec['validation']} (val_acc_before_retrain)",
             "energies.json holds every seed (by_seed); plans.json / pipeline.csv use the first seed",
             "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: "
-            + reference_phrase(references, is_shipped(spec)),
+            + reference_phrase(references, is_shipped(spec))
+            + ("; ratio 0 (criterion 'none'): each network fine-tuned unpruned the same way, the control"
+               if spec.get("finetune_control") else ""),
             *([f"shipped but left out (not shipped for every regulariser): {', '.join(spec['not_in_grid'])}"]
               if spec.get("not_in_grid") else []),
             "table1 computed rows: structure of torchvision resnet50 only; see each row's 'weights'",

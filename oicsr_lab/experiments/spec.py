@@ -87,6 +87,7 @@ REPRODUCE: dict[str, dict[str, Any]] = {
              "sweep_precision": "auto",  # bf16 evaluations on a native-bf16 CPU: ~2.5x faster, docs/results.md
              "seeds": None,
              "finetune": {"ratios": (0.5,), "epochs": 1},  # one ratio: 12 networks in <= 5 min (results 8)
+             "finetune_control": False,  # the unpruned control doubles the fine-tune time: --finetune-control
              "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.3, "step_ratio": 0.1,
                           "retrain_epochs": 1, "finetune_epochs": 1}},
     # < 3 min on 2 CPU cores: width-0.25 ResNet-20, 1,000 train / 500 test images, 2 epochs per run
@@ -144,6 +145,7 @@ def build_spec(
     finetune_ratios: list[float] | None = None,
     precision: str | None = None,
     criteria: str | list[str] | None = None,
+    finetune_control: bool | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
     if preset_name not in REPRODUCE:
@@ -215,6 +217,9 @@ def build_spec(
         "regs": regs, "strengths": {r: table[r] for r in regs},
         "strength_source": STRENGTH_SOURCE[preset_name] + (" (overridden: --strength)" if strengths else ""),
         "finetune": ft,
+        # every network fine-tuned unpruned as well (ratio 0 in finetune.csv): separates the pruning's effect
+        "finetune_control": bool(rp.get("finetune_control", True) if finetune_control is None else finetune_control)
+        and ft["epochs"] > 0,
         "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
         "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS,
                   **({"precision": rp["sweep_precision"]} if "sweep_precision" in rp else {}),

@@ -70,12 +70,19 @@ def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
 
 
-def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list[float]) -> list[str]:
+def _ratio(r: float) -> str:
+    """A FLOPs-removed column label; 0 is the unpruned control of the fine-tune table."""
+    return "0 % (unpruned)" if r == 0 else f"{100 * r:.0f} %"
+
+
+def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list[float],
+                  row_name: str = "baseline", note: str = "") -> list[str]:
     """Markdown lines of a paired-difference table (one row per baseline, one column per ratio)."""
     cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
     lines = [f"### {title}", "",
-             "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero.",
-             "", "| baseline | " + " | ".join(f"{100 * r:.0f} %" for r in ratios) + " |",
+             "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero."
+             + (f" {note}" if note else ""),
+             "", f"| {row_name} | " + " | ".join(_ratio(r) for r in ratios) + " |",
              "|---|" + "---|" * len(ratios)]
     lines += [f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |" for reg, cells in paired.items()]
     return lines + [""]
@@ -124,12 +131,24 @@ def protocol_tables(report: str | Path) -> str:
             for r in a["rows"]:
                 d = r.get("delta_vs_dense")
                 dtxt = "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))
-                lines.append(f"| {r['reg']} | {100 * r['ratio']:.0f} % | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
+                lines.append(f"| {r['reg']} | {_ratio(r['ratio'])} | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
                              f"{', '.join(r['criteria'])} | {_ci(r['before'])} | {_ci(r['after'])} | {dtxt} |")
             out += lines + [""]
             if a["paired"]:
                 out += _paired_table(f"Paired difference {HEADLINE} − baseline after fine-tuning, at matched FLOPs",
-                                     a["paired"], a["ratios"])
+                                     a["paired"], a["ratios"],
+                                     note="The unpruned column is the control: the lead the regularised training "
+                                     "alone gives after the same fine-tune." if 0.0 in a["ratios"] else "")
+            if a.get("pruning_cost"):
+                pruned = [r for r in a["ratios"] if r > 0]
+                out += _paired_table("What pruning cost after fine-tuning: pruned − the same network fine-tuned "
+                                     "unpruned", a["pruning_cost"], pruned, row_name="method",
+                                     note="Same seed, same fine-tune; negative: accuracy lost to pruning.")
+                if a.get("paired_cost"):
+                    out += _paired_table(f"What the pruning itself earns: {HEADLINE}'s pruning cost − baseline's",
+                                         a["paired_cost"], pruned,
+                                         note="A difference of differences; positive: the headline method loses "
+                                         "less to pruning than the baseline does from its own unpruned control.")
     return "\n".join(out)
 
 

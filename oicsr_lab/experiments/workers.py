@@ -88,7 +88,7 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
 
     Returns ``{label: hit}`` (True where the step was read from the cache).
     """
-    from .finetune import finetune_cached
+    from .finetune import control_cached, finetune_cached
     from .pipeline import pipeline_cached
     from .sweep_step import model_label, sweep_cached
 
@@ -113,6 +113,10 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
         _, hit = finetune_cached(run, sweep["rows"], data, root, ft, model_label(spec["base_config"]), dev,
                                  show_progress, log)
         note(f"finetune {reg} seed {seed}", hit, t0)
+        if spec.get("finetune_control"):
+            t0 = time.perf_counter()
+            _, hit = control_cached(run, data, root, ft, model_label(spec["base_config"]), dev, show_progress, log)
+            note(f"finetune control {reg} seed {seed}", hit, t0)
     if seed == spec["seeds"][0] and reg in spec["pipeline"]["regs"]:
         t0 = time.perf_counter()
         settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}

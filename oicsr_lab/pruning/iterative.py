@@ -347,6 +347,52 @@ def prune_iteratively(
     return PipelineResult(records=state["records"], model=model, out_dir=out, state=state)
 
 
+def finetune_unpruned(
+    model: nn.Module,
+    data: DatasetSplits,
+    config: TrainConfig,
+    *,
+    epochs: int,
+    out_dir: str | Path | None = None,
+    finetune_lr: float | None = None,
+    device: str | torch.device = "auto",
+    show_progress: bool | None = None,
+    eval_precision: str = "fp32",
+) -> dict[str, Any]:
+    """The control for one-shot pruning + fine-tuning: the same fine-tune on the *unpruned* network.
+
+    Same learning rate (default ``config.lr / 10``, cosine, no warm-up), no regulariser, same seed
+    and data order as the ``finetune`` stage of :func:`prune_iteratively`, so the difference between
+    the two is what the pruning cost after fine-tuning, and a method's lead here is what its
+    regularised training alone buys from the extra epochs. Returns ``{"acc_before", "acc_after",
+    "flops", "params"}``; with ``out_dir`` the training resumes from its epoch checkpoint.
+
+    Example:
+        >>> from oicsr_lab import TrainConfig, build_model, load_dataset
+        >>> from oicsr_lab.pruning.iterative import finetune_unpruned
+        >>> data = load_dataset("cifar10-sample")
+        >>> cfg = TrainConfig(width=0.25, batch_size=32, train_subset=64, test_subset=64)
+        >>> r = finetune_unpruned(build_model("resnet20", num_classes=10, width=0.25), data, cfg, epochs=1,
+        ...                       device="cpu", show_progress=False)
+        >>> sorted(r)
+        ['acc_after', 'acc_before', 'flops', 'params']
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"fine-tune epochs must be an integer >= 1, got {epochs!r}")
+    config = config.validate()
+    dev = resolve_device(device)
+    s = PipelineSettings(target_ratio=0.5, finetune_epochs=epochs, finetune_lr=finetune_lr).validate()
+    pipe = _Pipeline(data, config, s, Path(out_dir) if out_dir is not None else None, dev, show_progress, {},
+                     eval_precision)
+    model = _plain(model).to(dev)
+    before = pipe.measure(model)
+    lr = finetune_lr if finetune_lr is not None else config.lr / 10
+    model = pipe.train(model, "finetune/train", epochs, lr, regularized=False)
+    after = pipe.measure(model)
+    return {"acc_before": before["acc"], "acc_after": after["acc"], "flops": after["flops"],
+            "params": after["params"]}
+
+
 def _load_state(out: Path | None, fingerprint: str, resume: bool) -> dict[str, Any] | None:
     """The saved state of a matching run in ``out`` (None when starting fresh)."""
     if out is None:
