@@ -15,7 +15,7 @@ NAME = "reproduce"
 def add_args(p: argparse.ArgumentParser) -> None:
     """Options of ``reproduce``."""
     p.add_argument("--preset", default="quick", choices=sorted(REPRODUCE),
-                   help="budget: ci (<3 min), quick (~30 min on 2 cores), course (hours), paper (GPU)")
+                   help="budget: ci (<3 min), quick (~35 min on 2 cores), course (hours), paper (GPU)")
     p.add_argument("--model", help="registry name (default: the preset's, resnet20 / resnet56)")
     p.add_argument("--width", type=float, help="channel width multiplier (default: the preset's)")
     p.add_argument("--data", dest="dataset", help="cifar10-sample, cifar10, cifar100 or imagefolder:<path>")

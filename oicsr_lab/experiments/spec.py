@@ -96,7 +96,7 @@ REPRODUCE: dict[str, dict[str, Any]] = {
            "finetune": {"ratios": (0.3,), "epochs": 1},
            "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.2, "step_ratio": 0.1,
                         "retrain_epochs": 1, "finetune_epochs": 1}},
-    # ~30 min on 2 idle CPU cores (5 seeds; docs/results.md 3): full-width ResNet-20 on the 5,000-image sample, 4 epochs
+    # ~35 min on 2 idle CPU cores (5 seeds; docs/results.md 3): full-width ResNet-20 on the 5,000-image sample, 4 epochs
     "quick": {"train": {"epochs": 4}, "ratios": RATIOS_FULL, "sweep_test": 1000, "seeds": (0, 1, 2, 3, 4),
               "finetune": {"ratios": (0.3, 0.5, 0.7), "epochs": 2},
               "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.3, "step_ratio": 0.1,
