@@ -268,6 +268,28 @@ def test_pruning_cost_is_pruned_minus_its_own_unpruned_control():
         [r for r in rows if r["ratio"] > 0], {})
 
 
+def test_criteria_comparison_pairs_each_criterion_with_out_in_on_the_same_network():
+    """Criteria table: mean [t-interval] per criterion and the paired difference to out-in energy, seed by seed."""
+    from scipy import stats
+
+    from oicsr_lab.experiments.protocol import criteria_comparison
+    from oicsr_lab.experiments.tables import criteria_tables
+
+    acc = {"out_in": [70.0, 66.0, 68.5], "taylor": [61.0, 62.5, 57.0], "random": [30.0, 25.0, 33.0]}
+    rows = [{"reg": "oicsr_gl", "criterion": c, "seed": s, "ratio": r, "acc_before_retrain": a if r else 90.0}
+            for c, accs in acc.items() for s, a in enumerate(accs) for r in (0.0, 0.3)]
+    c = criteria_comparison(rows)
+    assert c["ratios"] == [0.3] and set(c["vs_baseline"]["oicsr_gl"]) == {"taylor", "random"}
+    diffs = [a - b for a, b in zip(acc["taylor"], acc["out_in"])]
+    d = c["vs_baseline"]["oicsr_gl"]["taylor"][0.3]
+    lo, hi = stats.t.interval(0.95, 2, loc=sum(diffs) / 3, scale=stats.sem(diffs))
+    assert d["mean"] == pytest.approx(sum(diffs) / 3) and (d["lo"], d["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+    m = c["cells"]["oicsr_gl"]["out_in"][0.3]
+    assert m["mean"] == pytest.approx(sum(acc["out_in"]) / 3) and m["n"] == 3
+    md = "\n".join(criteria_tables(rows))
+    assert "| taylor |" in md and "paired difference to out_in" in md and "| out_in |" in md
+
+
 def test_sweep_criteria_option():
     """reproduce --criteria: registry names, floors and 'own' reach the sweep spec; unknown names fail in one line."""
     spec = build_spec("ci", criteria="out_in,l1,own,uniform")

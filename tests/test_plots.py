@@ -354,7 +354,13 @@ def test_criteria_panel_draws_one_line_per_criterion_per_network():
         assert len(lines) == len(crits)
         greys = [ln for ln in lines if len(set(to_rgb(ln.get_color()))) == 1]
         assert len(greys) == 2  # random and uniform only
-        assert ax.collections  # the ±1 s.d. bands of two seeds
+        assert ax.collections  # the interval bands of two seeds
+    # the band is the 95 % Student-t interval of the two seeds (values m and m + 1: half-width t(0.975, 1) * 0.5)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 1) * 0.5
+    ys = axes[0].collections[0].get_paths()[0].vertices[:, 1]  # out_in on the L2 network: 90.5, 60.5, 40.5
+    assert max(ys) == pytest.approx(90.5 + half) and min(ys) == pytest.approx(40.5 - half)
 
 
 def test_finetuned_with_one_ratio_draws_dodged_error_bars_and_names_the_reference():

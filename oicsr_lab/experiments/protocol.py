@@ -86,6 +86,36 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
             "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
 
 
+def criteria_comparison(sweep_rows: list[dict[str, Any]], baseline: str = "out_in") -> dict[str, Any]:
+    """Every criterion of a sweep on each network: mean test accuracy before retraining with its interval,
+    and the paired per-seed difference of each criterion to ``baseline`` (out-in energy) on the same network.
+
+    Returns ``{"seeds", "ratios", "cells": {reg: {criterion: {ratio: interval}}},
+    "vs_baseline": {reg: {criterion: {ratio: interval + holds}}}}`` (ratios above 0 only).
+    """
+    seeds = sorted({int(r["seed"]) for r in sweep_rows})
+    ratios = sorted({float(r["ratio"]) for r in sweep_rows if float(r["ratio"]) > 0})
+    acc: dict[tuple[str, str, int, float], float] = {}
+    for r in sweep_rows:
+        v = _f(r["acc_before_retrain"])
+        if v is not None:
+            acc[(r["reg"], r["criterion"], int(r["seed"]), round(float(r["ratio"]), 9))] = v
+    cells: dict[str, dict[str, dict[float, dict]]] = {}
+    vs: dict[str, dict[str, dict[float, dict]]] = {}
+    for reg in dict.fromkeys(r["reg"] for r in sweep_rows):
+        for crit in dict.fromkeys(r["criterion"] for r in sweep_rows if r["reg"] == reg):
+            for ratio in ratios:
+                k = round(ratio, 9)
+                got = [acc[(reg, crit, s, k)] for s in seeds if (reg, crit, s, k) in acc]
+                if got:
+                    cells.setdefault(reg, {}).setdefault(crit, {})[ratio] = mean_ci(got).as_dict()
+                if crit != baseline:
+                    d = _pair_ci([(acc.get((reg, crit, s, k)), acc.get((reg, baseline, s, k))) for s in seeds])
+                    if d is not None:
+                        vs.setdefault(reg, {}).setdefault(crit, {})[ratio] = d
+    return {"seeds": seeds, "ratios": ratios, "cells": cells, "vs_baseline": vs, "baseline": baseline}
+
+
 TRAINED_REFERENCE = "a dense L2 network trained for the same total epochs"
 
 

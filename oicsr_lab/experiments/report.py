@@ -108,7 +108,7 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         if df["criterion"].nunique() > 4:  # a --criteria sweep: every ranking of each network side by side
             add("Criteria compared on each network", "fig4_criteria_panel",
                 "Test accuracy before retraining under each criterion of the sweep (mean over seeds, band: "
-                "± 1 s.d.); grey: random and uniform floors; dotted: chance.",
+                "95 % Student-t interval); grey: random and uniform floors; dotted: chance.",
                 lambda: plots.static_criteria_panel(df), columns=False)
     if plans:
         ratios = sorted({float(r) for by in plans.values() for k in by.values() for r in k})

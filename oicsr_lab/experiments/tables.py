@@ -149,7 +149,32 @@ def protocol_tables(report: str | Path) -> str:
                                          a["paired_cost"], pruned,
                                          note="A difference of differences; positive: the headline method loses "
                                          "less to pruning than the baseline does from its own unpruned control.")
+    if len({r["criterion"] for r in sweep}) > 4:  # a --criteria sweep: every ranking of each network
+        out += criteria_tables(sweep, where)
     return "\n".join(out)
+
+
+def criteria_tables(sweep: list[dict[str, Any]], where: str = "") -> list[str]:
+    """Markdown lines: per network, every criterion's accuracy before retraining and its paired difference to
+    out-in energy (same network, same seeds)."""
+    from .protocol import criteria_comparison
+
+    c = criteria_comparison(sweep)
+    ratios = c["ratios"]
+    head = ["| criterion | " + " | ".join(_ratio(r) for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+    out = ["### Criteria compared on each network (before retraining)", "", *([where, ""] if where else [])]
+    for reg, by in c["cells"].items():
+        out += [f"**{reg} network**, test accuracy:", "", *head]
+        out += [f"| {crit} | " + " | ".join(_ci(cells.get(r)) for r in ratios) + " |" for crit, cells in by.items()]
+        out += [""]
+        if c["vs_baseline"].get(reg):
+            cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
+            out += [f"**{reg} network**, paired difference to {c['baseline']} (points; **bold**: the interval "
+                    "excludes zero):", "", *head]
+            out += [f"| {crit} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |"
+                    for crit, cells in c["vs_baseline"][reg].items()]
+            out += [""]
+    return out
 
 
 def report_tables(report: str | Path) -> str:

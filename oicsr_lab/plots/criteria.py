@@ -2,7 +2,8 @@
 
 Figure 4's question turned around: for one trained network, which ranking keeps the most
 accuracy before retraining at each FLOPs reduction? Floors (random, uniform) are grey; a
-curve is the mean over seeds with a band of ±1 s.d. where there are several.
+curve is the mean over seeds with its 95 % Student-t interval as a band where there are
+several seeds (:func:`oicsr_lab.stats.mean_ci`, as every protocol table).
 
 Example:
     >>> import pandas as pd
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..stats import mean_ci
 from .style import PAGE_WIDTH, criterion_label, new_figure, order_regs, paper_style, reg_label, top_legend
 
 FLOOR_STYLE = {"random": ("#888888", (0, (5, 2))), "uniform": ("#888888", (0, (1, 1.5)))}
@@ -41,7 +43,8 @@ def static_criteria_panel(sweep_df: Any, chance: float | None = 10.0, ncols: int
         for ax, reg in zip(axes.flat, regs):
             sub = df[df["reg"] == reg]
             for crit, c in sub.groupby("criterion", sort=False):
-                g = c.groupby("ratio")["acc"].agg(["mean", "std", "count"]).reset_index()
+                g = c.groupby("ratio")["acc"].agg(["mean", "count"]).reset_index()
+                ci = [mean_ci(v.tolist()) for _, v in c.groupby("ratio")["acc"]]
                 x = 100 * g["ratio"]
                 colour, dash = FLOOR_STYLE[crit] if crit in FLOOR_STYLE else (colours[crits.index(crit) % len(colours)],
                                                                               "-")
@@ -49,8 +52,9 @@ def static_criteria_panel(sweep_df: Any, chance: float | None = 10.0, ncols: int
                                   else None, markersize=2.5, linewidth=1.6 if crit == "out_in" else 1.0,
                                   zorder=3 if crit == "out_in" else 2)
                 if (g["count"] > 1).any():
-                    ax.fill_between(x, g["mean"] - g["std"], g["mean"] + g["std"], color=colour, alpha=0.12,
-                                    linewidth=0)
+                    lo = [i.lo if i.n > 1 else i.mean for i in ci]
+                    hi = [i.hi if i.n > 1 else i.mean for i in ci]
+                    ax.fill_between(x, lo, hi, color=colour, alpha=0.12, linewidth=0)
                 handles.setdefault(criterion_label(crit), line)
             if chance is not None:
                 handles.setdefault("chance", ax.axhline(chance, color="#444444", linestyle=":", linewidth=0.8))
