@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OICSR_LAB_PROGRESS ?= 1
 
-.PHONY: setup demo lint test test-slow test-browser test-all lab bench clean course
+.PHONY: setup demo demo-full lint test test-slow test-browser test-all lab bench clean course
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,13 @@ setup: $(STAMP)
 # (no training; `oicsr-lab reproduce --preset quick` is the train-your-own version).
 demo: $(STAMP)
 	$(BIN)/oicsr-lab reproduce --preset demo --out reports/demo
+
+# The course-scale protocol on the same shipped networks: the full CIFAR-10 archive (OICSR_LAB_DATA or --data-dir must
+# hold it), choices on the networks' own 5,000-image hold-out, the whole 10,000-image test split, one-shot pruning +
+# 2 fine-tuning epochs on the other 45,000 at 30/50/70 % FLOPs, and the unpruned control. Hours on 2 CPU cores.
+demo-full: $(STAMP)
+	$(BIN)/oicsr-lab reproduce --preset demo --data cifar10 --finetune-ratios 0.3,0.5,0.7 --finetune-epochs 2 \
+		--finetune-control --out reports/demo-full
 
 # ruff over the package, tests, benchmarks and scripts (rules: [tool.ruff] in pyproject.toml).
 lint: $(STAMP)
