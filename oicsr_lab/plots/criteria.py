@@ -43,17 +43,17 @@ def static_criteria_panel(sweep_df: Any, chance: float | None = 10.0, ncols: int
         for ax, reg in zip(axes.flat, regs):
             sub = df[df["reg"] == reg]
             for crit, c in sub.groupby("criterion", sort=False):
-                g = c.groupby("ratio")["acc"].agg(["mean", "count"]).reset_index()
-                ci = [mean_ci(v.tolist()) for _, v in c.groupby("ratio")["acc"]]
-                x = 100 * g["ratio"]
+                by_ratio = [(100 * r, mean_ci(v.tolist())) for r, v in c.groupby("ratio")["acc"]]
+                x, ci = [r for r, _ in by_ratio], [i for _, i in by_ratio]
+                mean = [i.mean for i in ci]
                 colour, dash = FLOOR_STYLE[crit] if crit in FLOOR_STYLE else (colours[crits.index(crit) % len(colours)],
                                                                               "-")
-                (line,) = ax.plot(x, g["mean"], color=colour, linestyle=dash, marker="o" if crit not in FLOOR_STYLE
+                (line,) = ax.plot(x, mean, color=colour, linestyle=dash, marker="o" if crit not in FLOOR_STYLE
                                   else None, markersize=2.5, linewidth=1.6 if crit == "out_in" else 1.0,
                                   zorder=3 if crit == "out_in" else 2)
-                if (g["count"] > 1).any():
-                    lo = [i.lo if i.n > 1 else i.mean for i in ci]
-                    hi = [i.hi if i.n > 1 else i.mean for i in ci]
+                if any(i.n > 1 for i in ci):
+                    lo = [i.lo if i.n > 1 else m for i, m in zip(ci, mean)]
+                    hi = [i.hi if i.n > 1 else m for i, m in zip(ci, mean)]
                     ax.fill_between(x, lo, hi, color=colour, alpha=0.12, linewidth=0)
                 handles.setdefault(criterion_label(crit), line)
             if chance is not None:
