@@ -70,6 +70,11 @@ def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
 
 
+def _bold_ci(d: dict[str, Any] | None) -> str:
+    """A paired-difference cell: the interval, **bold** where it excludes zero (``holds``); ``-`` when missing."""
+    return "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))
+
+
 def _ratio(r: float) -> str:
     """A FLOPs-removed column label; 0 is the unpruned control of the fine-tune table."""
     return "0 % (unpruned)" if r == 0 else f"{100 * r:.0f} %"
@@ -78,13 +83,13 @@ def _ratio(r: float) -> str:
 def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list[float],
                   row_name: str = "baseline", note: str = "") -> list[str]:
     """Markdown lines of a paired-difference table (one row per baseline, one column per ratio)."""
-    cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
     lines = [f"### {title}", "",
              "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero."
              + (f" {note}" if note else ""),
              "", f"| {row_name} | " + " | ".join(_ratio(r) for r in ratios) + " |",
              "|---|" + "---|" * len(ratios)]
-    lines += [f"| {reg} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |" for reg, cells in paired.items()]
+    lines += [f"| {reg} | " + " | ".join(_bold_ci(cells.get(r)) for r in ratios) + " |"
+              for reg, cells in paired.items()]
     return lines + [""]
 
 
@@ -129,8 +134,7 @@ def protocol_tables(report: str | Path) -> str:
                      "top-1 | Δ vs dense |",
                      "|---|---|---|---|---|---|---|---|"]
             for r in a["rows"]:
-                d = r.get("delta_vs_dense")
-                dtxt = "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))
+                dtxt = _bold_ci(r.get("delta_vs_dense"))
                 lines.append(f"| {r['reg']} | {_ratio(r['ratio'])} | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
                              f"{', '.join(r['criteria'])} | {_ci(r['before'])} | {_ci(r['after'])} | {dtxt} |")
             out += lines + [""]
@@ -149,7 +153,10 @@ def protocol_tables(report: str | Path) -> str:
                                          a["paired_cost"], pruned,
                                          note="A difference of differences; positive: the headline method loses "
                                          "less to pruning than the baseline does from its own unpruned control.")
-    if len({r["criterion"] for r in sweep}) > 4:  # a --criteria sweep: every ranking of each network
+    per_net: dict[str, set] = {}
+    for r in sweep:
+        per_net.setdefault(r["reg"], set()).add(r["criterion"])
+    if max(map(len, per_net.values()), default=0) > 4:  # more than out-in, own and the floors: a --criteria sweep
         out += criteria_tables(sweep, where)
     return "\n".join(out)
 
@@ -168,10 +175,9 @@ def criteria_tables(sweep: list[dict[str, Any]], where: str = "") -> list[str]:
         out += [f"| {crit} | " + " | ".join(_ci(cells.get(r)) for r in ratios) + " |" for crit, cells in by.items()]
         out += [""]
         if c["vs_baseline"].get(reg):
-            cell = lambda d: "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))  # noqa: E731
             out += [f"**{reg} network**, paired difference to {c['baseline']} (points; **bold**: the interval "
                     "excludes zero):", "", *head]
-            out += [f"| {crit} | " + " | ".join(cell(cells.get(r)) for r in ratios) + " |"
+            out += [f"| {crit} | " + " | ".join(_bold_ci(cells.get(r)) for r in ratios) + " |"
                     for crit, cells in c["vs_baseline"][reg].items()]
             out += [""]
     return out
