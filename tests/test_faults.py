@@ -202,7 +202,7 @@ def without_wall(state: dict) -> dict:
 
 def test_prune_pipeline_killed_twice_then_resumed(reference, data_dir: Path, tmp_path: Path, capsys) -> None:
     """Kill ``prune`` while it records a finished stage, then mid-retraining: --resume ends exactly like one go."""
-    from oicsr_lab.pruning.iterative import load_pipeline
+    from oicsr_lab.pruning.pipeline_state import load_pipeline
 
     ref, out = tmp_path / "ref", tmp_path / "killed"
     run_main(prune_args(reference.out_dir, data_dir, ref), capsys)

@@ -13,7 +13,8 @@ from oicsr_lab.errors import ConfigError
 from oicsr_lab.flops import count_flops
 from oicsr_lab.models import build_model
 from oicsr_lab.pruning import load_pruned
-from oicsr_lab.pruning.iterative import PipelineSettings, load_pipeline, prune_iteratively
+from oicsr_lab.pruning.iterative import PipelineSettings, prune_iteratively
+from oicsr_lab.pruning.pipeline_state import load_pipeline
 from oicsr_lab.train import TrainConfig
 
 KW = dict(target_ratio=0.3, step_ratio=0.1, retrain_epochs=1, finetune_epochs=1, device="cpu", show_progress=False)

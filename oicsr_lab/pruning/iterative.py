@@ -35,12 +35,11 @@ from ..io import atomic_write_json
 from ..precision import autocast, resolve_precision
 from ..progress import progress
 from ..train import TrainConfig, Trainer, evaluate, make_regularizer_for, resolve_device
+from .pipeline_state import STATE_FORMAT, STATE_VERSION, load_state
 from .plan import Plan, global_greedy_plan
 from .serialize import load_pruned, save_pruned
 from .surgery import prune
 
-STATE_FORMAT = "oicsr-pipeline"
-STATE_VERSION = 1
 PIPELINE_COLUMNS = ("reg", "step", "target_ratio", "achieved_ratio", "acc_before_retrain", "acc_after_retrain",
                     "flops", "params", "widths", "stage")
 
@@ -314,7 +313,7 @@ def prune_iteratively(
         base_arch["kwargs"].pop("width")
     out = Path(out_dir) if out_dir is not None else None
     fp = _fingerprint(config, s, base_arch)
-    state = _load_state(out, fp, resume)
+    state = load_state(out, fp, resume)
     if state is None:
         state = {"format": STATE_FORMAT, "version": STATE_VERSION, "fingerprint": fp, "config": config.to_dict(),
                  "settings": asdict(s), "reg": config.reg, "done_stages": [], "records": [], "model_file": None,
@@ -391,33 +390,3 @@ def finetune_unpruned(
     after = pipe.measure(model)
     return {"acc_before": before["acc"], "acc_after": after["acc"], "flops": after["flops"],
             "params": after["params"]}
-
-
-def _load_state(out: Path | None, fingerprint: str, resume: bool) -> dict[str, Any] | None:
-    """The saved state of a matching run in ``out`` (None when starting fresh)."""
-    if out is None:
-        return None
-    path = out / "state.json"
-    if not path.exists():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable pipeline state ({e}); delete the folder or "
-                          "choose another --out") from None
-    if state.get("format") != STATE_FORMAT:
-        raise ConfigError(f"{path}: not an oicsr-lab pipeline state; choose another --out")
-    if state.get("fingerprint") != fingerprint:
-        raise ConfigError(f"{out}: holds a pruning run with other settings; choose another --out or delete it")
-    if not resume:
-        raise ConfigError(f"{out}: a pruning run is already there; pass --resume to continue it or "
-                          "choose another --out")
-    return state
-
-
-def load_pipeline(out_dir: str | Path) -> dict[str, Any]:
-    """The state (records, settings, config) of a pipeline folder."""
-    path = Path(out_dir) / "state.json"
-    if not path.exists():
-        raise ConfigError(f"{out_dir}: no state.json; is it a prune run folder?")
-    return json.loads(path.read_text())
