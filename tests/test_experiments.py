@@ -290,6 +290,38 @@ def test_criteria_comparison_pairs_each_criterion_with_out_in_on_the_same_networ
     assert "| taylor |" in md and "paired difference to out_in" in md and "| out_in |" in md
 
 
+@pytest.mark.parametrize("preset", ["ci", "quick", "course", "demo"])
+def test_default_sweeps_are_not_criteria_sweeps(preset):
+    """The criteria panel and tables switch on for a --criteria sweep only: no preset's default sweep ranks any
+    regulariser by more than the default four (out-in, own, random, uniform)."""
+    from oicsr_lab.experiments.protocol import is_criteria_sweep
+    from oicsr_lab.experiments.sweep import criteria_for
+    from oicsr_lab.regularizers import names as reg_names
+
+    crit = build_spec(preset)["sweep"]["criteria"]
+    rows = [{"reg": reg, "criterion": c} for reg in reg_names() for c in criteria_for(reg, crit)]
+    assert rows and not is_criteria_sweep(rows)
+    assert is_criteria_sweep(rows + [{"reg": rows[0]["reg"], "criterion": c} for c in ("taylor", "hrank", "fpgm")])
+
+
+def test_committed_sweeps_trigger_the_criteria_tables_only_for_the_criteria_run():
+    """On the committed data: quick's sweep (5 criteria across networks, at most 4 per network) gets no criteria
+    tables; section 9's --criteria run gets them, with a paired-difference row for every non-baseline criterion."""
+    import pandas as pd
+
+    from oicsr_lab.experiments.protocol import is_criteria_sweep
+    from oicsr_lab.experiments.tables import criteria_tables
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "results"
+    quick = pd.read_csv(root / "quick" / "sweep.csv").to_dict("records")
+    crit = pd.read_csv(root / "demo-criteria" / "sweep.csv").to_dict("records")
+    assert len({r["criterion"] for r in quick}) > 4 and not is_criteria_sweep(quick)
+    assert is_criteria_sweep(crit)
+    md = "\n".join(criteria_tables(crit))
+    for c in {r["criterion"] for r in crit} - {"out_in"}:
+        assert f"| {c} |" in md
+
+
 def test_sweep_criteria_option():
     """reproduce --criteria: registry names, floors and 'own' reach the sweep spec; unknown names fail in one line."""
     spec = build_spec("ci", criteria="out_in,l1,own,uniform")

@@ -86,6 +86,26 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
             "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
 
 
+CRITERIA_SWEEP_MIN = 5
+"""A network ranked by this many criteria or more is a ``--criteria`` sweep: the default sweep ranks each network
+by out-in energy, its own criterion and the two floors (random, uniform), at most four."""
+
+
+def is_criteria_sweep(sweep_rows: Iterable[dict[str, Any]]) -> bool:
+    """Whether a sweep compares criteria (some network ranked by more than the default four), which is when the
+    report draws the criteria panel and ``oicsr-lab tables`` adds the per-network criteria tables.
+
+    Example:
+        >>> rows = [{"reg": "l2", "criterion": c} for c in ("out_in", "out", "random", "uniform")]
+        >>> is_criteria_sweep(rows), is_criteria_sweep(rows + [{"reg": "l2", "criterion": "taylor"}])
+        (False, True)
+    """
+    per_net: dict[str, set[str]] = {}
+    for r in sweep_rows:
+        per_net.setdefault(str(r["reg"]), set()).add(str(r["criterion"]))
+    return max(map(len, per_net.values()), default=0) >= CRITERIA_SWEEP_MIN
+
+
 def criteria_comparison(sweep_rows: list[dict[str, Any]], baseline: str = "out_in") -> dict[str, Any]:
     """Every criterion of a sweep on each network: mean test accuracy before retraining with its interval,
     and the paired per-seed difference of each criterion to ``baseline`` (out-in energy) on the same network.

@@ -97,6 +97,8 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
                 lambda: plots.static_finetuned(after, dense_label="dense (shipped L2)" if shipped else
                                                "dense, same epochs"), columns=True)
     if sweep:
+        from .protocol import is_criteria_sweep
+
         df = pd.DataFrame(sweep)
         add("Figure 4: accuracy before retraining vs FLOPs pruned", "fig4_accuracy",
             "Algorithm 1 with the out-in energy, masks, no retraining.", lambda: plots.static_accuracy_vs_flops(df))
@@ -105,7 +107,7 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         add("Out-in energy vs each baseline's own criterion", "fig4_criteria",
             "Dashed: the regulariser's own criterion (out-channel energy, |gamma|).",
             lambda: plots.static_accuracy_vs_flops(df, show_own_criteria=True))
-        if df["criterion"].nunique() > 4:  # a --criteria sweep: every ranking of each network side by side
+        if is_criteria_sweep(sweep):  # every ranking of each network side by side
             add("Criteria compared on each network", "fig4_criteria_panel",
                 "Test accuracy before retraining under each criterion of the sweep (mean over seeds, band: "
                 "95 % Student-t interval); grey: random and uniform floors; dotted: chance.",

@@ -95,7 +95,7 @@ def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list
 
 def protocol_tables(report: str | Path) -> str:
     """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
-    from .protocol import HEADLINE, after_finetuning, before_retraining, reference_phrase
+    from .protocol import HEADLINE, after_finetuning, before_retraining, is_criteria_sweep, reference_phrase
     from .spec import VALIDATION
 
     report = Path(report)
@@ -153,10 +153,7 @@ def protocol_tables(report: str | Path) -> str:
                                          a["paired_cost"], pruned,
                                          note="A difference of differences; positive: the headline method loses "
                                          "less to pruning than the baseline does from its own unpruned control.")
-    per_net: dict[str, set] = {}
-    for r in sweep:
-        per_net.setdefault(r["reg"], set()).add(r["criterion"])
-    if max(map(len, per_net.values()), default=0) > 4:  # more than out-in, own and the floors: a --criteria sweep
+    if is_criteria_sweep(sweep):
         out += criteria_tables(sweep, where)
     return "\n".join(out)
 
