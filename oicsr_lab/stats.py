@@ -43,8 +43,12 @@ class Interval:
         return (self.hi - self.lo) / 2
 
     def excludes_zero(self) -> bool:
-        """True when the whole interval lies on one side of zero (a difference 'holds' at this level)."""
-        return self.n >= 2 and (self.lo > 0 or self.hi < 0)
+        """True when the whole interval lies on one side of zero (a difference 'holds' at this level).
+
+        A zero-width interval (every seed gave exactly the same value, which accuracies counted in steps of a few
+        test images do by coincidence) has no spread to judge by, so it never holds.
+        """
+        return self.n >= 2 and self.hi > self.lo and (self.lo > 0 or self.hi < 0)
 
     def fmt(self, digits: int = 1) -> str:
         """``"62.0 [57.0, 67.0]"``, or ``"62.0 (n=1)"`` without an interval."""

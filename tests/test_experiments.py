@@ -268,6 +268,28 @@ def test_pruning_cost_is_pruned_minus_its_own_unpruned_control():
         [r for r in rows if r["ratio"] > 0], {})
 
 
+def test_a_missing_finetune_cell_drops_that_seed_and_the_table_says_so():
+    """A NaN accuracy (an empty CSV cell) drops that seed from its cells instead of crashing the tables; the cells
+    resting on fewer seeds than the table carry (n=k)."""
+    import math
+
+    from oicsr_lab.experiments.protocol import after_finetuning
+    from oicsr_lab.experiments.tables import _paired_table
+
+    acc = {("oicsr_gl", 0.0): [60.0, 61.0, 59.0], ("oicsr_gl", 0.5): [55.0, 57.0, 54.5],
+           ("l2", 0.0): [58.0, math.nan, 57.0], ("l2", 0.5): [50.0, 51.5, 49.0]}
+    rows = [{"reg": reg, "seed": s, "ratio": ratio, "criterion": "none" if ratio == 0 else "out_in", "flops": 2e7,
+             "params": 1.5e5, "acc_before_retrain": 20.0, "acc_after_finetune": a}
+            for (reg, ratio), accs in acc.items() for s, a in enumerate(accs)]
+    a = after_finetuning(rows, {})
+    assert a["pruning_cost"]["l2"][0.5]["n"] == 2 and a["pruning_cost"]["oicsr_gl"][0.5]["n"] == 3
+    assert a["paired_cost"]["l2"][0.5]["n"] == 2
+    md = "\n".join(_paired_table("cost", a["pruning_cost"], [0.5], n_all=3))
+    l2_row = next(line for line in md.splitlines() if line.startswith("| l2 |"))
+    ours = next(line for line in md.splitlines() if line.startswith("| oicsr_gl |"))
+    assert "(n=2)" in l2_row and "(n=" not in ours
+
+
 def test_criteria_comparison_pairs_each_criterion_with_out_in_on_the_same_network():
     """Criteria table: mean [t-interval] per criterion and the paired difference to out-in energy, seed by seed."""
     from scipy import stats
@@ -293,7 +315,8 @@ def test_criteria_comparison_pairs_each_criterion_with_out_in_on_the_same_networ
 @pytest.mark.parametrize("preset", ["ci", "quick", "course", "demo"])
 def test_default_sweeps_are_not_criteria_sweeps(preset):
     """The criteria panel and tables switch on for a --criteria sweep only: no preset's default sweep ranks any
-    regulariser by more than the default four (out-in, own, random, uniform)."""
+    regulariser by anything but out-in, its own criterion and the floors; a small explicit comparison does switch
+    them on (a count of criteria per network would miss --criteria own,taylor,fpgm)."""
     from oicsr_lab.experiments.protocol import is_criteria_sweep
     from oicsr_lab.experiments.sweep import criteria_for
     from oicsr_lab.regularizers import names as reg_names
@@ -302,6 +325,9 @@ def test_default_sweeps_are_not_criteria_sweeps(preset):
     rows = [{"reg": reg, "criterion": c} for reg in reg_names() for c in criteria_for(reg, crit)]
     assert rows and not is_criteria_sweep(rows)
     assert is_criteria_sweep(rows + [{"reg": rows[0]["reg"], "criterion": c} for c in ("taylor", "hrank", "fpgm")])
+    small = [{"reg": reg, "criterion": c} for reg in reg_names() for c in criteria_for(reg, "own,taylor,fpgm")]
+    assert is_criteria_sweep(small)
+    assert is_criteria_sweep([{"reg": "l1bn", "criterion": c} for c in ("out_in", "out")])  # not L1-BN's own
 
 
 def test_committed_sweeps_trigger_the_criteria_tables_only_for_the_criteria_run():

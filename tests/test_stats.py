@@ -46,6 +46,13 @@ def test_paired_is_narrower_than_separate_intervals() -> None:
     assert d.mean == pytest.approx(np.mean(np.subtract(a, b)))
 
 
+def test_identical_differences_are_not_called_a_finding() -> None:
+    """Two seeds that both differ by exactly -7.0 give a zero-width interval: no spread to judge by, not bold."""
+    d = paired_ci([50.0, 53.0], [57.0, 60.0])
+    assert (d.mean, d.lo, d.hi) == (-7.0, -7.0, -7.0) and not d.excludes_zero()
+    assert paired_ci([50.0, 53.2], [57.0, 60.0]).excludes_zero()  # a little spread, far from zero: it holds
+
+
 def test_paired_needs_same_seeds_and_rejects_nan() -> None:
     with pytest.raises(ValueError, match="same seeds"):
         paired_ci([1, 2], [1])

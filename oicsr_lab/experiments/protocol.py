@@ -86,24 +86,17 @@ def before_retraining(sweep_rows: list[dict[str, Any]]) -> dict[str, Any]:
             "best": {f"{reg}/{s}": c for (reg, s), c in best.items()}}
 
 
-CRITERIA_SWEEP_MIN = 5
-"""A network ranked by this many criteria or more is a ``--criteria`` sweep: the default sweep ranks each network
-by out-in energy, its own criterion and the two floors (random, uniform), at most four."""
-
-
 def is_criteria_sweep(sweep_rows: Iterable[dict[str, Any]]) -> bool:
-    """Whether a sweep compares criteria (some network ranked by more than the default four), which is when the
-    report draws the criteria panel and ``oicsr-lab tables`` adds the per-network criteria tables.
+    """Whether a sweep compares criteria, which is when the report draws the criteria panel and ``oicsr-lab tables``
+    adds the per-network criteria tables: some network is ranked by a criterion other than the default sweep's
+    (out-in energy, the regulariser's own criterion, and the random and uniform floors), whatever the count.
 
     Example:
         >>> rows = [{"reg": "l2", "criterion": c} for c in ("out_in", "out", "random", "uniform")]
         >>> is_criteria_sweep(rows), is_criteria_sweep(rows + [{"reg": "l2", "criterion": "taylor"}])
         (False, True)
     """
-    per_net: dict[str, set[str]] = {}
-    for r in sweep_rows:
-        per_net.setdefault(str(r["reg"]), set()).add(str(r["criterion"]))
-    return max(map(len, per_net.values()), default=0) >= CRITERIA_SWEEP_MIN
+    return any(str(r["criterion"]) not in ("out_in", own_criterion(str(r["reg"])), *FLOORS) for r in sweep_rows)
 
 
 def criteria_comparison(sweep_rows: list[dict[str, Any]], baseline: str = "out_in") -> dict[str, Any]:
@@ -154,6 +147,7 @@ def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) 
     rows = []
     regs = list(dict.fromkeys(r["reg"] for r in ft_rows))
     ratios = sorted({float(r["ratio"]) for r in ft_rows})
+    ft_rows = [r for r in ft_rows if _f(r.get("acc_after_finetune")) is not None]  # a missing cell drops its seed
     for reg in regs:
         for ratio in ratios:
             sub = [r for r in ft_rows if r["reg"] == reg and abs(float(r["ratio"]) - ratio) < 1e-9]
@@ -165,7 +159,7 @@ def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) 
                    "flops_m": sum(float(r["flops"]) for r in sub) / len(sub) / 1e6,
                    "params_k": sum(float(r["params"]) for r in sub) / len(sub) / 1e3,
                    "criteria": sorted({r["criterion"] for r in sub}),
-                   "before": mean_ci([float(r["acc_before_retrain"]) for r in sub]).as_dict(),
+                   "before": _mean_or_none([_f(r.get("acc_before_retrain")) for r in sub]),
                    "after": mean_ci(accs).as_dict()}
             if all(s in ref for s in seeds):
                 row["delta_vs_dense"] = _pair_ci(list(zip(accs, [ref[s] for s in seeds])))
@@ -187,6 +181,12 @@ def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) 
         out["pruning_cost"] = cost
         out["paired_cost"] = _paired(after, regs, seeds, pruned, minus=unpruned)
     return out
+
+
+def _mean_or_none(values: list[float | None]) -> dict[str, Any] | None:
+    """Mean and interval of the values present (None where none is)."""
+    got = [v for v in values if v is not None]
+    return mean_ci(got).as_dict() if got else None
 
 
 def _pair_ci(pairs: list[tuple[float | None, float | None]]) -> dict[str, Any] | None:

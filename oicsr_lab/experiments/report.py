@@ -87,8 +87,13 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
             lambda: plots.static_protocol_fig4(before, classes), columns=True)
         ft = files.get("finetune")
         shipped = ((summary or {}).get("config") or {}).get("source") == "shipped"
+        after = None
         if ft:
-            after = after_finetuning(ft, (summary or {}).get("references", {}))
+            try:  # like a broken figure, unreadable fine-tune rows must not lose the rest of the report
+                after = after_finetuning(ft, (summary or {}).get("references", {}))
+            except Exception as e:
+                errors.append(f"finetuned: {type(e).__name__}: {e}")
+        if after is not None:
             add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
                 "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
                 f"{reference_phrase((summary or {}).get('references'), shipped)}. Test accuracy, mean and 95 % "

@@ -61,18 +61,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _ci(d: dict[str, Any] | None, digits: int = 1) -> str:
-    """An interval dict as ``"62.0 [57.0, 67.0]"`` (``"62.0 (n=1)"`` without bounds)."""
+def _ci(d: dict[str, Any] | None, digits: int = 1, n_all: int | None = None) -> str:
+    """An interval dict as ``"62.0 [57.0, 67.0]"`` (``"62.0 (n=1)"`` without bounds); ``n_all``, the seeds the
+    table is over, adds ``(n=k)`` to a cell that rests on fewer (a seed missing there)."""
     if not d:
         return "-"
     if d.get("lo") is None:
         return f"{d['mean']:.{digits}f} (n={d['n']})"
-    return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
+    short = f" (n={d['n']})" if n_all is not None and d["n"] < n_all else ""
+    return f"{d['mean']:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]{short}"
 
 
-def _bold_ci(d: dict[str, Any] | None) -> str:
+def _bold_ci(d: dict[str, Any] | None, n_all: int | None = None) -> str:
     """A paired-difference cell: the interval, **bold** where it excludes zero (``holds``); ``-`` when missing."""
-    return "-" if d is None else (f"**{_ci(d)}**" if d["holds"] else _ci(d))
+    return "-" if d is None else (f"**{_ci(d, n_all=n_all)}**" if d["holds"] else _ci(d, n_all=n_all))
 
 
 def _ratio(r: float) -> str:
@@ -81,14 +83,14 @@ def _ratio(r: float) -> str:
 
 
 def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list[float],
-                  row_name: str = "baseline", note: str = "") -> list[str]:
+                  row_name: str = "baseline", note: str = "", n_all: int | None = None) -> list[str]:
     """Markdown lines of a paired-difference table (one row per baseline, one column per ratio)."""
     lines = [f"### {title}", "",
              "Points, mean [95 % interval] of the per-seed differences; **bold** where the interval excludes zero."
              + (f" {note}" if note else ""),
              "", f"| {row_name} | " + " | ".join(_ratio(r) for r in ratios) + " |",
              "|---|" + "---|" * len(ratios)]
-    lines += [f"| {reg} | " + " | ".join(_bold_ci(cells.get(r)) for r in ratios) + " |"
+    lines += [f"| {reg} | " + " | ".join(_bold_ci(cells.get(r), n_all) for r in ratios) + " |"
               for reg, cells in paired.items()]
     return lines + [""]
 
@@ -115,12 +117,12 @@ def protocol_tables(report: str | Path) -> str:
              "|---|---|---|" + "---|" * len(ratios)]
     for reg, by in b["cells"].items():
         for name, cells in by.items():
-            lines.append(f"| {reg} | {name} | {_ci(cells.get(0.0))} | "
-                         + " | ".join(_ci(cells.get(r)) for r in ratios) + " |")
+            lines.append(f"| {reg} | {name} | {_ci(cells.get(0.0), n_all=n)} | "
+                         + " | ".join(_ci(cells.get(r), n_all=n) for r in ratios) + " |")
     out = lines + [""]
     if b["paired"]:
         out += _paired_table(f"Paired difference {HEADLINE} − baseline before retraining, each at its best "
-                             "criterion chosen on validation", b["paired"], ratios)
+                             "criterion chosen on validation", b["paired"], ratios, n_all=n)
     if (report / "finetune.csv").is_file() and (report / "finetune.csv").stat().st_size > 0:
         ft = pd.read_csv(report / "finetune.csv").to_dict("records")
         if ft:
@@ -129,30 +131,33 @@ def protocol_tables(report: str | Path) -> str:
             lines = ["### After fine-tuning at matched FLOPs (Table 1 form)", "",
                      f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
                      f"fine-tuning without the regulariser. Δ: paired difference to "
-                     f"{reference_phrase(summary.get('references'), shipped)} ({_ci(a['dense'])}). " + where, "",
+                     f"{reference_phrase(summary.get('references'), shipped)} ({_ci(a['dense'], n_all=n)}). "
+                     + where, "",
                      "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | "
                      "top-1 | Δ vs dense |",
                      "|---|---|---|---|---|---|---|---|"]
             for r in a["rows"]:
-                dtxt = _bold_ci(r.get("delta_vs_dense"))
+                dtxt = _bold_ci(r.get("delta_vs_dense"), n)
                 lines.append(f"| {r['reg']} | {_ratio(r['ratio'])} | {r['flops_m']:.2f} | {r['params_k']:.1f} | "
-                             f"{', '.join(r['criteria'])} | {_ci(r['before'])} | {_ci(r['after'])} | {dtxt} |")
+                             f"{', '.join(r['criteria'])} | {_ci(r['before'], n_all=n)} | "
+                             f"{_ci(r['after'], n_all=n)} | {dtxt} |")
             out += lines + [""]
             if a["paired"]:
                 out += _paired_table(f"Paired difference {HEADLINE} − baseline after fine-tuning, at matched FLOPs",
                                      a["paired"], a["ratios"],
                                      note="The unpruned column is the control: the lead the regularised training "
-                                     "alone gives after the same fine-tune." if 0.0 in a["ratios"] else "")
+                                     "alone gives after the same fine-tune." if 0.0 in a["ratios"] else "", n_all=n)
             if a.get("pruning_cost"):
                 pruned = [r for r in a["ratios"] if r > 0]
                 out += _paired_table("What pruning cost after fine-tuning: pruned − the same network fine-tuned "
                                      "unpruned", a["pruning_cost"], pruned, row_name="method",
-                                     note="Same seed, same fine-tune; negative: accuracy lost to pruning.")
+                                     note="Same seed, same fine-tune; negative: accuracy lost to pruning.", n_all=n)
                 if a.get("paired_cost"):
                     out += _paired_table(f"What the pruning itself earns: {HEADLINE}'s pruning cost − baseline's",
                                          a["paired_cost"], pruned,
                                          note="A difference of differences; positive: the headline method loses "
-                                         "less to pruning than the baseline does from its own unpruned control.")
+                                         "less to pruning than the baseline does from its own unpruned control.",
+                                         n_all=n)
     if is_criteria_sweep(sweep):
         out += criteria_tables(sweep, where)
     return "\n".join(out)
@@ -164,17 +169,18 @@ def criteria_tables(sweep: list[dict[str, Any]], where: str = "") -> list[str]:
     from .protocol import criteria_comparison
 
     c = criteria_comparison(sweep)
-    ratios = c["ratios"]
+    ratios, n = c["ratios"], len(c["seeds"])
     head = ["| criterion | " + " | ".join(_ratio(r) for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
     out = ["### Criteria compared on each network (before retraining)", "", *([where, ""] if where else [])]
     for reg, by in c["cells"].items():
         out += [f"**{reg} network**, test accuracy:", "", *head]
-        out += [f"| {crit} | " + " | ".join(_ci(cells.get(r)) for r in ratios) + " |" for crit, cells in by.items()]
+        out += [f"| {crit} | " + " | ".join(_ci(cells.get(r), n_all=n) for r in ratios) + " |"
+                for crit, cells in by.items()]
         out += [""]
         if c["vs_baseline"].get(reg):
             out += [f"**{reg} network**, paired difference to {c['baseline']} (points; **bold**: the interval "
                     "excludes zero):", "", *head]
-            out += [f"| {crit} | " + " | ".join(_bold_ci(cells.get(r)) for r in ratios) + " |"
+            out += [f"| {crit} | " + " | ".join(_bold_ci(cells.get(r), n) for r in ratios) + " |"
                     for crit, cells in c["vs_baseline"][reg].items()]
             out += [""]
     return out
