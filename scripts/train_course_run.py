@@ -6,6 +6,9 @@ resume where it stopped. One thread by default (two such runs side by side use 2
 Ship the finished run with ``oicsr-lab pretrained ship <folder> --command ...``.
 
     OICSR_LAB_DATA=../shared/data python scripts/train_course_run.py gl 0
+
+``--epochs N`` trains the same recipe (schedule, warm-up, weight decay, strength as given) for N epochs instead
+of the preset's 50, under its own cache key (a different run folder): the longer-schedule L2 check of issue 15.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ import torch
 from oicsr_lab.data import load_dataset
 from oicsr_lab.experiments.runs import data_identity, train_cached
 from oicsr_lab.experiments.spec import build_spec, run_config
+from oicsr_lab.train import TrainConfig
+
+
+def course_config(reg: str, seed: int, epochs: int | None = None) -> TrainConfig:
+    """The TrainConfig of ``reproduce --preset course``'s run of ``reg`` at ``seed`` (its cache key), with the
+    number of epochs replaced when ``epochs`` is given."""
+    cfg = run_config(build_spec("course", seeds=[seed], regs=[reg]), reg, seed)
+    return cfg if epochs is None else cfg.replace(epochs=epochs).validate()
 
 
 def main() -> None:
@@ -27,11 +38,11 @@ def main() -> None:
     ap.add_argument("seed", type=int)
     ap.add_argument("--out", default="reports/course", help="report folder (default: reports/course)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the preset's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    spec = build_spec("course", seeds=[args.seed], regs=[args.reg])
-    cfg = run_config(spec, args.reg, args.seed)
-    data = load_dataset(spec["base_config"]["dataset"])
+    cfg = course_config(args.reg, args.seed, args.epochs)
+    data = load_dataset(cfg.dataset)
     run = train_cached(cfg, Path(args.out), data, data_identity(data), "cpu", True, print)
     print(f"done: {run.folder} (test {run.result['test_acc']:.2f} %)")
 

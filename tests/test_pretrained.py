@@ -92,3 +92,26 @@ def test_shipped_model_matches_manifest_on_full_test(entry, archive_path) -> Non
 
     data = load_dataset("cifar10", root=archive_path.parent)
     assert evaluate(load_entry(entry), data, data.test)["acc"] == pytest.approx(entry["test_acc"], abs=0.05)
+
+
+def test_course_run_script_trains_what_is_shipped():
+    """scripts/train_course_run.py REG SEED trains exactly the config of every shipped checkpoint (so each manifest
+    command regenerates it), and --epochs changes the number of epochs only, under another cache key."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_course_run", root / "scripts" / "train_course_run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    models = json.loads((root / "oicsr_lab" / "pretrained" / "manifest.json").read_text())["models"]
+    assert models
+    for m in models:
+        assert mod.course_config(m["reg"], m["seed"]).to_dict() == m["config"], m["name"]
+    base, longer = mod.course_config("l2", 0), mod.course_config("l2", 0, epochs=150)
+    assert longer.epochs == 150 and {k: v for k, v in longer.to_dict().items() if k != "epochs"} == {
+        k: v for k, v in base.to_dict().items() if k != "epochs"}
+    from oicsr_lab.experiments.runs import run_folder
+
+    ident = {"name": "cifar10", "train": 45000, "test": 10000, "classes": 10}
+    assert run_folder(Path("r"), longer, ident) != run_folder(Path("r"), base, ident)
