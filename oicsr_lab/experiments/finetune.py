@@ -6,8 +6,9 @@ FLOPs ratio (default 30 / 50 / 70 %) the network is pruned in one shot by Algori
 criterion -- the same plan the Figure 4 sweep measured, so the FLOPs match -- physically
 shrunk, and fine-tuned ``epochs`` epochs without the regulariser
 (:func:`~oicsr_lab.pruning.prune_iteratively` with one step and no retraining). Its reference is
-a dense L2 network trained for the same total number of epochs (training + fine-tuning), so a
-pruned network is never credited with extra training.
+a dense L2 network trained for the same total number of epochs (training + fine-tuning;
+:func:`~oicsr_lab.experiments.workers.reference_run`; with the ``demo`` preset's shipped networks,
+the shipped L2 itself), so a pruned network is never credited with extra training.
 
 The **control** (:func:`control_cached`, ``ratio`` 0 in ``finetune.csv``, criterion ``none``):
 each regulariser's own network fine-tuned *unpruned* with the same schedule. A method's lead
@@ -132,7 +133,3 @@ def control_cached(
     result, hit = cached(folder, compute)
     return result["rows"], hit
 
-
-def reference_config(run_config_l2, settings: dict[str, Any]):
-    """The dense reference: the L2 run's config trained for training + fine-tuning epochs."""
-    return run_config_l2.replace(epochs=run_config_l2.epochs + int(settings["epochs"]))
