@@ -12,15 +12,8 @@ from .datasets import (
     sample_path,
 )
 from .loader import TensorLoader, make_loader, random_crop_flip
-from .streaming import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    StreamingLoader,
-    StreamingSplit,
-    StreamingSplits,
-    open_streaming,
-    resolve_workers,
-)
+from .stream_loader import StreamingLoader, resolve_workers
+from .streaming import IMAGENET_MEAN, IMAGENET_STD, StreamingSplit, StreamingSplits, open_streaming
 
 __all__ = [
     "CIFAR_MEAN", "CIFAR_STD", "DatasetSplits", "IMAGENET_MEAN", "IMAGENET_STD", "Split", "StreamingLoader",

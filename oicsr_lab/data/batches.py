@@ -1,7 +1,7 @@
 """The settings every batch loader shares (:class:`BatchLoader`), checked once for both loaders.
 
 :class:`~oicsr_lab.data.loader.TensorLoader` (in-memory splits) and
-:class:`~oicsr_lab.data.streaming.StreamingLoader` (images streamed from disk) both derive from it.
+:class:`~oicsr_lab.data.stream_loader.StreamingLoader` (images streamed from disk) both derive from it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .batches import BatchLoader
 from .datasets import Split
-from .streaming import StreamingLoader, StreamingSplit
+from .stream_loader import StreamingLoader
+from .streaming import StreamingSplit
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -115,7 +116,7 @@ def make_loader(
     num_workers: int | None = None,
 ):
     """The loader for ``split``: :class:`TensorLoader` for an in-memory :class:`Split`, a DataLoader-backed
-    :class:`~oicsr_lab.data.streaming.StreamingLoader` for a :class:`~oicsr_lab.data.streaming.StreamingSplit`.
+    :class:`~oicsr_lab.data.stream_loader.StreamingLoader` for a :class:`~oicsr_lab.data.streaming.StreamingSplit`.
 
     ``input_size`` and ``num_workers`` only apply to streaming splits.
     """
