@@ -15,13 +15,14 @@ from oicsr_lab.pretrained import find, list_pretrained
 
 FAKE = [{"model": "resnet20", "width": 1.0, "reg": r, "seed": s}
         for r, seeds in {"l2": (0, 1, 2), "gl": (0, 1), "oicsr_gl": (0, 1, 2), "l1bn": (2,)}.items() for s in seeds]
+FAKE.append({"model": "resnet20", "width": 1.0, "reg": "gl", "seed": 2, "variant": "150ep"})  # beside the set
 
 
 @pytest.fixture
 def fake_manifest(monkeypatch):
     import oicsr_lab.pretrained as pre
 
-    monkeypatch.setattr(pre, "list_pretrained", lambda root=None: [dict(e) for e in FAKE])
+    monkeypatch.setattr(pre, "manifest", lambda root=None: {"models": [dict(e) for e in FAKE]})
 
 
 def test_grid_takes_the_seeds_every_regulariser_has(fake_manifest) -> None:

@@ -9,6 +9,12 @@ file), validation accuracy, energy concentration, sha256, size, and the command 
 it. Loading checks the sha256, so a corrupt or missing file fails with a one-line error instead
 of returning a wrong network.
 
+The *set* the demo, the notebooks and ``pretrained(reg=..., seed=...)`` use is the entries without
+a ``variant``: one recipe (the course preset's 50 epochs) for every regulariser and seed, so their
+comparison is fair. An entry with a ``variant`` (e.g. ``"150ep"``, the dense L2 trained on a
+three-times-longer schedule as the accuracy reference) is shipped beside it, named
+``resnet20-l2-s0-150ep``, and reached with ``variant="150ep"``; it never enters the set.
+
 Example:
     >>> from oicsr_lab.pretrained import list_pretrained
     >>> isinstance(list_pretrained(), list)
@@ -47,9 +53,17 @@ def manifest(root: str | Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def list_pretrained(root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every shipped model's manifest entry (name, model, reg, seed, accuracies, file, sha256, ...)."""
-    return list(manifest(root)["models"])
+def variant_of(entry: dict[str, Any]) -> str:
+    """An entry's variant: ``""`` for the main set, else a tag such as ``"150ep"``."""
+    return str(entry.get("variant") or "")
+
+
+def list_pretrained(root: str | Path | None = None, variant: str | None = "") -> list[dict[str, Any]]:
+    """The shipped models' manifest entries (name, model, reg, seed, accuracies, file, sha256, ...).
+
+    ``variant``: ``""`` (default) the main set; a tag, only that variant's entries; ``None``, every file shipped.
+    """
+    return [e for e in manifest(root)["models"] if variant is None or variant_of(e) == variant]
 
 
 def sha256(path: str | Path) -> str:
@@ -62,16 +76,17 @@ def sha256(path: str | Path) -> str:
 
 
 def find(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, root: str | Path | None = None,
-         width: float = 1.0) -> dict[str, Any]:
-    """The manifest entry for (model, width, reg, seed); ConfigError listing what is shipped otherwise."""
-    entries = list_pretrained(root)
+         width: float = 1.0, variant: str = "") -> dict[str, Any]:
+    """The manifest entry for (model, width, reg, seed, variant); ConfigError listing what is shipped otherwise."""
+    entries = list_pretrained(root, variant=None)
     for e in entries:
         if (e["model"] == model and e["reg"] == reg and int(e["seed"]) == int(seed)
-                and float(e.get("width", 1.0)) == float(width)):
+                and float(e.get("width", 1.0)) == float(width) and variant_of(e) == variant):
             return e
-    have = ", ".join(f"{e['model']}/{e['reg']}/seed {e['seed']}" for e in entries) or "none"
-    raise ConfigError(f"no shipped model {model}/{reg}/seed {seed}; shipped: {have} "
-                      f"(`oicsr-lab pretrained list`)")
+    have = ", ".join(f"{e['model']}/{e['reg']}/seed {e['seed']}" + (f"/{variant_of(e)}" if variant_of(e) else "")
+                     for e in entries) or "none"
+    wanted = f"{model}/{reg}/seed {seed}" + (f"/{variant}" if variant else "")
+    raise ConfigError(f"no shipped model {wanted}; shipped: {have} (`oicsr-lab pretrained list`)")
 
 
 def load_entry(entry: dict[str, Any], root: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
@@ -93,12 +108,13 @@ def load_entry(entry: dict[str, Any], root: str | Path | None = None, device: st
 
 
 def pretrained(model: str = "resnet20", reg: str = "oicsr_gl", seed: int = 0, device: str | torch.device = "cpu",
-               root: str | Path | None = None, width: float = 1.0) -> nn.Module:
+               root: str | Path | None = None, width: float = 1.0, variant: str = "") -> nn.Module:
     """The shipped network trained under ``reg`` with ``seed``, ready for evaluation (fp32, eval mode).
 
-    ``reg``: l2, gl, l1bn, oicsr_gl (and others where shipped); see :func:`list_pretrained`.
+    ``reg``: l2, gl, l1bn, oicsr_gl (and others where shipped); ``variant``: ``""`` for the main set,
+    or a shipped variant's tag (``oicsr-lab pretrained list`` shows them); see :func:`list_pretrained`.
     """
-    return load_entry(find(model, reg, seed, root, width), root, device)
+    return load_entry(find(model, reg, seed, root, width, variant), root, device)
 
 
 class _CallableModule(types.ModuleType):

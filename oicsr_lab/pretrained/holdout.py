@@ -105,7 +105,7 @@ def with_shipped_validation(data: DatasetSplits, entries: list[dict[str, Any]] |
         raise ConfigError(f"{data.name}: the shipped networks' held-out images are known for the embedded "
                           f"{SAMPLE_NAME} ({h['sample_train_images']} training images) and for {h['dataset']} "
                           f"itself; pass --data {SAMPLE_NAME} or --data {h['dataset']}")
-    for e in entries if entries is not None else list_pretrained():
+    for e in entries if entries is not None else list_pretrained(variant=None):
         cfg = e.get("config", {})
         if cfg.get("dataset") != h["dataset"] or int(cfg.get("val_images") or 0) != h["val_images"]:
             raise ConfigError(f"shipped model {e.get('name')} trained on {cfg.get('dataset')} with "
