@@ -65,6 +65,12 @@ def test_registry_lists_every_criterion_once_with_docs() -> None:
     assert names()[: len(CRITERIA)] == CRITERIA  # weight-only first (menu order)
     for row in criteria_table():
         assert row["summary"] and row["reference"] and row["family"], row
+    labels = [row["label"] for row in criteria_table()]
+    assert all(labels) and len(set(labels)) == len(labels)  # every criterion has its own legend label
+    from oicsr_lab.plots.style import criterion_label
+
+    assert [criterion_label(n) for n in ("out_in", "bn_gamma", "hrank", "uniform")] == [
+        "out-in energy", "BN |γ|", "HRank", "uniform"]  # one source: the registry; floors keep their names
     with pytest.raises(ConfigError, match="unknown criterion 'magic'"):
         get_criterion("magic")
 

@@ -25,6 +25,7 @@ from .base import (
     Criterion,
     criteria_table,
     get_criterion,
+    label,
     names,
     normalize_scores,
     register,
@@ -33,5 +34,5 @@ from .base import (
 from .calibration import SPLITS, Calibration, calibration_data
 
 __all__ = ["Calibration", "ChannelScores", "Criterion", "FAMILIES", "NORMALIZATIONS", "REGISTRY", "SPLITS",
-           "calibration_data", "criteria_table", "get_criterion", "names", "normalize_scores", "register",
+           "calibration_data", "criteria_table", "get_criterion", "label", "names", "normalize_scores", "register",
            "score_channels"]

@@ -48,6 +48,7 @@ class _ActivationStat(Criterion):
 @register
 class MeanActivation(_ActivationStat):
     name = "mean_activation"
+    label = "mean activation"
     summary = "mean |activation| of the channel where its consumers read it (calibration batches)"
     reference = "Molchanov et al., Pruning CNNs for Resource Efficient Inference, ICLR 2017"
 
@@ -58,6 +59,7 @@ class MeanActivation(_ActivationStat):
 @register
 class APoZ(_ActivationStat):
     name = "apoz"
+    label = "APoZ"
     summary = "1 - average percentage of zeros of the channel's activation (calibration batches)"
     reference = "Hu et al., Network Trimming, arXiv:1607.03250, 2016"
 
@@ -68,6 +70,7 @@ class APoZ(_ActivationStat):
 @register
 class HRank(_ActivationStat):
     name = "hrank"
+    label = "HRank"
     summary = "average rank of the channel's feature map over images (calibration batches)"
     reference = "Lin et al., HRank: Filter Pruning using High-Rank Feature Map, CVPR 2020"
 

@@ -31,7 +31,7 @@ NORMALIZATIONS = ("none", "layer_sum", "layer_max", "per_element")
 FAMILIES = ("energy", "norm", "geometry", "random", "activation", "gradient")
 
 __all__ = ["Criterion", "ChannelScores", "ScoreContext", "REGISTRY", "register", "get_criterion", "names",
-           "criteria_table", "normalize_scores", "NORMALIZATIONS", "FAMILIES", "score_channels", "prepare"]
+           "criteria_table", "label", "normalize_scores", "NORMALIZATIONS", "FAMILIES", "score_channels", "prepare"]
 
 
 class ChannelScores(dict):
@@ -71,12 +71,14 @@ class ScoreContext:
 class Criterion:
     """One channel-importance criterion: ``raw`` scores per group (higher = more important).
 
-    Subclasses set ``name`` (the registry key), ``family``, ``needs_data``, ``summary`` and
-    ``reference``; ``zero_is_least`` says a channel whose weights are all zero scores 0 (the
-    lowest). Call an instance like a function: ``get_criterion("l1")(model, groups)``.
+    Subclasses set ``name`` (the registry key), ``label`` (how plots, tables and menus name it),
+    ``family``, ``needs_data``, ``summary`` and ``reference``; ``zero_is_least`` says a channel
+    whose weights are all zero scores 0 (the lowest). Call an instance like a function:
+    ``get_criterion("l1")(model, groups)``.
     """
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
     family: ClassVar[str] = ""
     needs_data: ClassVar[bool] = False
     zero_is_least: ClassVar[bool] = True
@@ -109,8 +111,9 @@ REGISTRY: dict[str, type[Criterion]] = {}
 
 def register(cls: type[Criterion]) -> type[Criterion]:
     """Class decorator: add a criterion to :data:`REGISTRY` under ``cls.name`` (names are unique)."""
-    if not cls.name or cls.name in REGISTRY or cls.family not in FAMILIES:
-        raise AssertionError(f"criterion {cls.__name__}: name {cls.name!r} missing or taken, or family {cls.family!r}")
+    if not cls.name or cls.name in REGISTRY or cls.family not in FAMILIES or not cls.label:
+        raise AssertionError(f"criterion {cls.__name__}: name {cls.name!r} missing or taken, label {cls.label!r} "
+                             f"missing, or family {cls.family!r}")
     REGISTRY[cls.name] = cls
     return cls
 
@@ -118,6 +121,16 @@ def register(cls: type[Criterion]) -> type[Criterion]:
 def names(needs_data: bool | None = None) -> tuple[str, ...]:
     """Registered criterion names in registry order (``needs_data`` False/True filters)."""
     return tuple(n for n, c in REGISTRY.items() if needs_data is None or c.needs_data == needs_data)
+
+
+def label(criterion: str) -> str:
+    """How plots, tables and menus name criterion ``criterion`` (its registered ``label``); other strings as given.
+
+    >>> label("out_in"), label("hrank"), label("uniform")
+    ('out-in energy', 'HRank', 'uniform')
+    """
+    cls = REGISTRY.get(str(criterion))
+    return cls.label if cls is not None else str(criterion)
 
 
 def get_criterion(criterion: "str | Criterion", **options: Any) -> Criterion:
@@ -137,7 +150,7 @@ def get_criterion(criterion: "str | Criterion", **options: Any) -> Criterion:
 
 def criteria_table() -> list[dict[str, Any]]:
     """One row per registered criterion: name, family, needs_data, summary, reference (for docs and menus)."""
-    return [{"name": c.name, "family": c.family, "needs_data": c.needs_data, "summary": c.summary,
+    return [{"name": c.name, "label": c.label, "family": c.family, "needs_data": c.needs_data, "summary": c.summary,
              "reference": c.reference} for c in REGISTRY.values()]
 
 

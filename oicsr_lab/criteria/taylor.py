@@ -30,6 +30,7 @@ from .taps import columns, run_batches, tapped, taps_by_module
 @register
 class TaylorFirstOrder(Criterion):
     name, family, needs_data, zero_is_least = "taylor", "gradient", True, False
+    label = "Taylor"
     summary = "squared first-order loss change of removing the channel (gate gradient, calibration batches)"
     reference = "Molchanov et al., Importance Estimation for Neural Network Pruning, CVPR 2019"
 

@@ -117,6 +117,7 @@ class OutInEnergy(Criterion):
     """Eq. 5 from the one definition of an out-in-channel the OICSR penalties also use (``index_plan``)."""
 
     name, family = "out_in", "energy"
+    label = "out-in energy"
     summary = "eq. 5: squared weights of the whole out-in-channel (filters + consumer columns)"
     reference = "Li et al., OICSR, CVPR 2019"
 
@@ -136,6 +137,7 @@ class OutInEnergy(Criterion):
 @register
 class OutEnergy(_SliceSum):
     name, kinds, what = "out", ("out",), "rows2"
+    label = "out energy"
     summary = "squared weights of the channel's filters only (out-channel, GL/L2 baselines)"
     reference = "Wen et al., NIPS 2016 (group lasso)"
 
@@ -143,6 +145,7 @@ class OutEnergy(_SliceSum):
 @register
 class InEnergy(_SliceSum):
     name, kinds, what = "in", ("in",), "cols2"
+    label = "in energy"
     summary = "squared weights of the channel's consumer columns only (in-channel)"
     reference = "Li et al., OICSR, CVPR 2019 (the in-channel half of eq. 5)"
 
@@ -150,6 +153,7 @@ class InEnergy(_SliceSum):
 @register
 class L1FilterNorm(_SliceSum):
     name, kinds, what, family = "l1", ("out",), "rows1", "norm"
+    label = "out L1 norm"
     summary = "L1 norm of the channel's filters"
     reference = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017"
 
@@ -157,6 +161,7 @@ class L1FilterNorm(_SliceSum):
 @register
 class BNGamma(Criterion):
     name, family = "bn_gamma", "norm"
+    label = "BN |γ|"
     summary = "|gamma| of the channel's BatchNorm (mean over its BN slices)"
     reference = "Liu et al., Network Slimming, ICCV 2017"
 
@@ -173,6 +178,7 @@ class BNGamma(Criterion):
 @register
 class FPGM(Criterion):
     name, family, zero_is_least = "fpgm", "geometry", False
+    label = "FPGM"
     summary = "sum of L2 distances of the channel's filter to the other filters of its group (geometric median)"
     reference = "He et al., Filter Pruning via Geometric Median, CVPR 2019"
 
@@ -201,6 +207,7 @@ def _filters(model: nn.Module, g: ChannelGroup) -> torch.Tensor:
 @register
 class RandomScores(Criterion):
     name, family, zero_is_least = "random", "random", False
+    label = "random"
     summary = "uniform random scores from a seeded generator (the floor)"
     reference = "Mittal et al., Recovering from Random Pruning, WACV 2018"
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..stats import mean_ci
-from .style import PAGE_WIDTH, criterion_label, new_figure, order_regs, paper_style, reg_label, top_legend
-
-FLOOR_STYLE = {"random": ("#888888", (0, (5, 2))), "uniform": ("#888888", (0, (1, 1.5)))}
+from .style import FLOOR_STYLE, PAGE_WIDTH, criterion_label, new_figure, order_regs, paper_style, reg_label, top_legend
 
 
 def static_criteria_panel(sweep_df: Any, chance: float | None = 10.0, ncols: int | None = None):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .style import COLUMN_WIDTH, new_figure, paper_style, reg_style, top_legend
-
-FLOOR_STYLE = {"random": ("#7F7F7F", (0, (4, 2))), "uniform": ("#7F7F7F", (0, (1.5, 1.5)))}
+from .style import COLUMN_WIDTH, FLOOR_STYLE, new_figure, paper_style, reg_style, top_legend
 
 
 def _band(ax, xs, cells, color, label, linestyle="-", marker=None, alpha=0.18):

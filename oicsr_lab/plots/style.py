@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
+from ..criteria.base import label as _criterion_label
 from ..regularizers.registry import names as regularizer_names
 from ..regularizers.registry import reg_label as _registry_label
 
@@ -66,10 +67,9 @@ REG_LOOKS: dict[str, RegLook] = {
 _EXTRA = [RegLook(OKABE_ITO["blue"], "X", "x"), RegLook("#7F7F7F", "h", "hexagon"),
           RegLook(OKABE_ITO["yellow"], "*", "star")]
 
-CRITERION_LABELS = {
-    "out_in": "out-in energy", "out": "out energy", "l1": "out L1 norm",
-    "bn_gamma": "BN |γ|", "random": "random",
-}
+# the floors (random channel choice, uniform per-layer pruning): one grey, two dash patterns, in every figure
+FLOOR_STYLE: dict[str, tuple[str, tuple]] = {"random": ("#7F7F7F", (0, (4, 2))),
+                                             "uniform": ("#7F7F7F", (0, (1.5, 1.5)))}
 
 
 def reg_style(reg: str) -> RegStyle:
@@ -85,8 +85,8 @@ def reg_label(reg: str) -> str:
 
 
 def criterion_label(criterion: str) -> str:
-    """Readable name of an importance criterion."""
-    return CRITERION_LABELS.get(str(criterion), str(criterion))
+    """Readable name of an importance criterion: its registered label (``out_in`` -> ``out-in energy``)."""
+    return _criterion_label(criterion)
 
 
 def order_regs(regs: Iterable[str]) -> list[str]:

@@ -63,5 +63,5 @@ def criterion_menu(data: Any, calibration: Any = "auto", batches: int = 4, seed:
         note = (f"data-driven criteria ({', '.join(needs)}) are not listed: no calibration data; pass "
                 "calibration=calibration_data(data, 'train') or data with a training split")
     listed = names() if provider is not None else names(needs_data=False)
-    options = [(criterion_label(n) if criterion_label(n) != n else n, n) for n in listed]
+    options = [(criterion_label(n), n) for n in listed]
     return CriterionMenu(options, provider, f"ranking criterion (oicsr_lab.criteria); {note}")
