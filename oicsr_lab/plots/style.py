@@ -21,7 +21,6 @@ from typing import Iterable, Iterator
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from ..criteria.base import label as _criterion_label
 from ..regularizers.registry import names as regularizer_names
 from ..regularizers.registry import reg_label as _registry_label
 
@@ -85,8 +84,14 @@ def reg_label(reg: str) -> str:
 
 
 def criterion_label(criterion: str) -> str:
-    """Readable name of an importance criterion: its registered label (``out_in`` -> ``out-in energy``)."""
-    return _criterion_label(criterion)
+    """Readable name of an importance criterion: its registered label (``out_in`` -> ``out-in energy``).
+
+    The criteria registry imports torch, so it is read here, on first use, not when the plots load
+    (a report that only names regularisers stays torch-free).
+    """
+    from ..criteria import label
+
+    return label(criterion)
 
 
 def order_regs(regs: Iterable[str]) -> list[str]:
