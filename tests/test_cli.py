@@ -80,6 +80,7 @@ def test_module_help(tmp_path: Path) -> None:
     (["train", "--preset", "ci", "--width", "0"], "width must be > 0"),
     (["train", "--preset", "ci", "--reg-option", "mode"], "KEY=VALUE"),
     (["train", "--preset", "ci", "--epochs", "two"], "invalid int value"),
+    (["train", "--preset", "ci", "--cutout", "-2"], "cutout must be a whole number of pixels"),
     (["train", "--preset", "ci", "--data", "mnist"], "unknown dataset 'mnist'"),
     (["train", "--preset", "ci", "--device", "tpu"], "unknown device"),
     (["eval", "no/such/checkpoint.pt"], "no checkpoint there"),

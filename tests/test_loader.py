@@ -1,4 +1,4 @@
-"""TensorLoader and the batched pad-4 crop + flip: ranges, flips, determinism, normalisation, DDP shards."""
+"""TensorLoader, the batched pad-4 crop + flip and Cutout: ranges, flips, determinism, normalisation, DDP shards."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from oicsr_lab.data import Split, TensorLoader, random_crop_flip
-from oicsr_lab.data.loader import _draw_crop_flip
+from oicsr_lab.data.loader import _draw_crop_flip, _draw_cutout, cutout
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -122,3 +122,78 @@ def test_bad_batch_sizes() -> None:
         TensorLoader(split, 0, MEAN, STD)
     with pytest.raises(ValueError, match="divisible"):
         TensorLoader(split, 6, MEAN, STD, world_size=4)
+
+
+def reference_cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-image version of Cutout (the paper's code: clip the square [c - s//2, c + s - s//2) at the border)."""
+    out = x.clone()
+    h, w = x.shape[-2:]
+    for i in range(len(x)):
+        y0, y1 = max(0, int(cy[i]) - size // 2), min(h, int(cy[i]) + size - size // 2)
+        x0, x1 = max(0, int(cx[i]) - size // 2), min(w, int(cx[i]) + size - size // 2)
+        out[i, :, y0:y1, x0:x1] = 0
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 4, 5, 16])
+def test_cutout_matches_per_image_slicing(size: int) -> None:
+    """The batched mask zeroes exactly the clipped square around each centre, on every channel, and nothing else."""
+    x = torch.rand(300, 3, 8, 8) + 0.5  # never 0
+    cy, cx = _draw_cutout(len(x), torch.Generator().manual_seed(1), 8, 8)
+    assert set(cy.tolist()) == set(range(8)) and set(cx.tolist()) == set(range(8))  # uniform over the image
+    out = cutout(x, cy, cx, size)
+    assert torch.equal(out, reference_cutout(x, cy, cx, size))
+    zeros = (out == 0).all(1).sum((1, 2))
+    assert zeros.max() == min(size, 8) ** 2 and zeros.min() >= ((size + 1) // 2) ** 2 * (size <= 8)
+
+
+def test_loader_cutout_zeroes_a_square_after_normalising() -> None:
+    """With cutout the batch equals the plain augmented batch except on the squares, which hold 0 (the mean
+    colour); cutout=0 draws exactly what earlier versions drew; eval loaders (augment off) never cut."""
+    split = make_split(32)
+    kw = dict(mean=MEAN, std=STD, shuffle=True, augment=True, drop_last=True, seed=2)
+    (plain, y0), = batches(TensorLoader(split, 32, **kw), 1)
+    (cut, y1), = batches(TensorLoader(split, 32, cutout=4, **kw), 1)
+    assert torch.equal(y0, y1)
+    holes = (cut == 0).all(1)
+    assert holes.sum((1, 2)).min() >= 4 and holes.sum((1, 2)).max() == 16
+    assert torch.equal(cut[~holes[:, None].expand_as(cut)], plain[~holes[:, None].expand_as(plain)])
+    (no_aug, _), = batches(TensorLoader(split, 32, mean=MEAN, std=STD, cutout=4), 1)
+    assert not (no_aug == 0).all(1).any()
+    with pytest.raises(ValueError, match="cutout"):
+        TensorLoader(split, 8, MEAN, STD, cutout=-1)
+
+
+def test_cutout_ddp_shards_partition_the_global_batch() -> None:
+    """Cutout centres are drawn for the global batch, so two ranks' shards concatenate to the one-process batch."""
+    split = make_split(64)
+    kw = dict(mean=MEAN, std=STD, shuffle=True, augment=True, drop_last=True, seed=7, cutout=3)
+    full = batches(TensorLoader(split, 16, **kw), 2)
+    shards = [batches(TensorLoader(split, 16, rank=r, world_size=2, **kw), 2) for r in range(2)]
+    for b, (x, _) in enumerate(full):
+        assert torch.equal(torch.cat([shards[0][b][0], shards[1][b][0]]), x)
+
+
+def test_cutout_setting_keeps_old_cache_keys_and_is_checked() -> None:
+    """cutout=0 stays out of a run's cache key (runs cached before it existed keep theirs); a bad value is one line."""
+    from oicsr_lab.errors import ConfigError
+    from oicsr_lab.train import TrainConfig
+
+    assert "cutout" not in TrainConfig().to_dict() and TrainConfig(cutout=16).to_dict()["cutout"] == 16
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="cutout"):
+            TrainConfig(cutout=bad).validate()
+
+
+def test_cli_cutout_reaches_the_training_loader(sample_data, tmp_path) -> None:
+    """``train --cutout 8`` sets the config, the trainer's training loader cuts, its evaluation does not."""
+    from oicsr_lab.cli import build_parser
+    from oicsr_lab.cli.common import config_from_args
+    from oicsr_lab.train.run import build_trainer
+
+    cfg = config_from_args(build_parser().parse_args(["train", "--preset", "ci", "--cutout", "8"]))
+    assert cfg.cutout == 8
+    trainer = build_trainer(cfg, out_dir=tmp_path, data=sample_data, device="cpu", show_progress=False)
+    assert trainer.loader.cutout == 8 and trainer.loader.augment
+    x, _ = next(iter(trainer.loader))
+    assert (x == 0).all(1).sum((1, 2)).max() == 64

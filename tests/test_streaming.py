@@ -330,3 +330,11 @@ def test_eval_batches_and_pruning_explorer_accept_streamed_data(data: StreamingS
     ex.close()
     with pytest.raises(ConfigError, match="EvalBatches needs a data split"):
         EvalBatches([1, 2, 3], data.mean, data.std)
+
+
+def test_streamed_data_refuses_cutout(data: StreamingSplits) -> None:
+    """Cutout is for in-memory (CIFAR-sized) data; asking for it on streamed images is a one-line ConfigError."""
+    from oicsr_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cutout=8 applies to in-memory"):
+        make_loader(data.train, 4, (0.5,) * 3, (0.5,) * 3, shuffle=True, augment=True, cutout=8)

@@ -42,6 +42,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", help="cosine, step, onecycle or constant")
     p.add_argument("--warmup-epochs", type=float)
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--cutout", type=int, help="Cutout: zero a square of this side in each training image (0: none)")
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=int, help="train on this many images only")
     p.add_argument("--test-subset", type=int, help="evaluate on this many test images only")
@@ -67,7 +68,8 @@ def config_from_args(args: argparse.Namespace):
         k, v = kv.split("=", 1)
         opts[k] = parse_value(v)
     fields = ("model", "width", "dataset", "epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs",
-              "label_smoothing", "seed", "train_subset", "test_subset", "reg", "strength", "val_images", "precision")
+              "label_smoothing", "cutout", "seed", "train_subset", "test_subset", "reg", "strength", "val_images",
+              "precision")
     cfg = preset(args.preset, **{f: getattr(args, f, None) for f in fields})
     if opts:
         cfg = cfg.replace(reg_options=opts)

@@ -12,7 +12,7 @@ from ..precision import PRECISIONS
 from ..regularizers.registry import names as regularizer_names
 
 SCHEDULES = ("cosine", "step", "onecycle", "constant")
-LEGACY_DEFAULTS: dict[str, Any] = {"precision": "fp32", "val_images": 0}
+LEGACY_DEFAULTS: dict[str, Any] = {"precision": "fp32", "val_images": 0, "cutout": 0}
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    cutout: int = 0  # side (pixels) of the square Cutout zeroes in each training image; 0 = none
     seed: int = 0
     train_subset: int | None = None  # use only this many training images
     test_subset: int | None = None
@@ -60,6 +61,9 @@ class TrainConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 bad(f"{name} must be a positive number of images, got {v!r}",
                     f"pass --{name.replace('_', '-')} 1 or more")
+        v = self.cutout
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            bad(f"cutout must be a whole number of pixels >= 0, got {v!r}", "pass --cutout 0 (none) or e.g. 16")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}", f"choose one of {', '.join(PRECISIONS)}")
         v = self.val_images

@@ -196,6 +196,7 @@ class Trainer:
             self.train_split, config.batch_size, data.mean, data.std, shuffle=True, augment=True, drop_last=True,
             device=self.device, seed=config.seed, rank=self.rank, world_size=self.world_size,
             channels_last=config.channels_last, input_size=data.input_size, num_workers=num_workers,
+            cutout=config.cutout,
         )
         self.streaming = isinstance(self.train_split, StreamingSplit)
         self.eval_loader = None
