@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -206,6 +207,52 @@ def test_pipeline_epoch_overrides():
     assert (spec["retrain_epochs"], spec["finetune_epochs"]) == (1, 0)
     with pytest.raises(ConfigError, match="retrain epochs must be >= 0"):
         build_spec("course", pipeline_retrain_epochs=-1)
+
+
+def test_pipeline_seeds_choice_and_its_cache_key():
+    """--pipeline-seeds: the first seed by default, 'all', or a subset of --seeds (others refused in one line);
+    whom it runs for never enters a pipeline's cache key, so pipelines cached before the option stay hits."""
+    from oicsr_lab.cli import build_parser
+    from oicsr_lab.experiments.spec import pipeline_settings, pipeline_tasks
+
+    assert build_spec("quick")["pipeline"]["seeds"] == [0]
+    spec = build_spec("quick", pipeline_seeds="all", pipeline_regs=["oicsr_gl", "gl", "l2"])
+    assert spec["pipeline"]["seeds"] == [0, 1, 2, 3, 4]
+    assert pipeline_tasks(spec)[:3] == [("oicsr_gl", 0), ("gl", 0), ("l2", 0)] and len(pipeline_tasks(spec)) == 15
+    assert build_spec("quick", seeds=[3, 4], pipeline_seeds="4,4")["pipeline"]["seeds"] == [4]
+    assert pipeline_settings(spec) == pipeline_settings(build_spec("quick"))
+    assert "seeds" not in pipeline_settings(spec) and "regs" not in pipeline_settings(spec)
+    legacy = build_spec("quick")
+    del legacy["pipeline"]["seeds"]  # a summary.json written before the option: its first seed
+    assert pipeline_tasks(legacy) == [("oicsr_gl", 0), ("gl", 0)]
+    with pytest.raises(ConfigError, match=r"pipeline seed\(s\) \[7\] are not among the run's seeds"):
+        build_spec("quick", pipeline_seeds=[7])
+    assert build_parser().parse_args(["reproduce", "--pipeline-seeds", "all"]).pipeline_seeds == "all"
+
+
+def test_pipeline_tables_over_seeds():
+    """Over several seeds the pipeline table gives intervals and OICSR-GL's paired lead per step and after the
+    final fine-tune, computed like scipy's paired t-interval."""
+    from scipy import stats
+
+    from oicsr_lab.experiments.tables import pipeline_tables
+
+    rows = []
+    for seed, (a, b) in enumerate([(60.0, 58.0), (62.0, 60.5), (61.0, 58.5)]):
+        for reg, acc in (("oicsr_gl", a), ("gl", b)):
+            rows += [dict(reg=reg, seed=seed, step=0, stage="dense", target_ratio=0, achieved_ratio=0,
+                          acc_before_retrain=70, acc_after_retrain=70, flops=4e7),
+                     dict(reg=reg, seed=seed, step=1, stage="prune", target_ratio=0.3, achieved_ratio=0.301,
+                          acc_before_retrain=acc - 20, acc_after_retrain=acc, flops=2.8e7),
+                     dict(reg=reg, seed=seed, step=2, stage="finetune", target_ratio=0.3, achieved_ratio=0.301,
+                          acc_before_retrain=acc, acc_after_retrain=acc + 1, flops=2.8e7)]
+    md = "\n".join(pipeline_tables(rows))
+    assert "over 3 seeds" in md and "after the final fine-tune" in md
+    d = np.array([2.0, 1.5, 2.5])
+    lo, hi = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+    cell = f"**{d.mean():.1f} [{lo:.1f}, {hi:.1f}]**"
+    assert md.count(cell) == 2  # at 30 % after retraining and after the final fine-tune (same per-seed lead)
+    assert "| gl | 2 | finetune | 30 % | 30.1 % | - |" in md  # no 'before retraining' for the fine-tune stage
 
 
 def test_markdown_tables_from_report(ci, capsys):

@@ -295,6 +295,36 @@ def test_no_pyplot_figures_are_left_open(energies):
     assert plt.get_fignums() == before
 
 
+def test_pipeline_over_seeds_draws_means_and_intervals():
+    """pipeline.csv with a seed column (--pipeline-seeds all): one line per method at the seed mean, 95 %
+    t-interval bars (static and plotly), the interval matches scipy's, and one seed draws no bars."""
+    from scipy import stats
+
+    from oicsr_lab.plots import pipeline_summary
+
+    rng = np.random.default_rng(0)
+    pipe = pd.concat([S.synthetic_pipeline(seed=s).assign(seed=s) for s in range(3)], ignore_index=True)
+    for col in ("acc_before_retrain", "acc_after_retrain"):  # seeds differ
+        pipe[col] += rng.normal(0, 0.01, len(pipe))
+    summ = pipeline_summary(pipe)
+    assert len(summ) == len(S.synthetic_pipeline()) and set(summ["n"]) == {3}
+    g = pipe[(pipe["reg"] == "gl") & (pipe["step"] == 3)]["acc_after_retrain"] * 100
+    lo, hi = stats.t.interval(0.95, len(g) - 1, loc=g.mean(), scale=stats.sem(g))
+    row = summ[(summ["reg"] == "gl") & (summ["step"] == 3)].iloc[0]
+    assert row["after"] == pytest.approx(g.mean()) and (row["after_lo"], row["after_hi"]) == pytest.approx((lo, hi))
+    fig = P.static_pipeline(pipe)
+    ax_acc, ax_fl = fig.axes[:2]
+    assert len(ax_acc.get_lines()) == 6 and len(ax_fl.get_lines()) == 3  # means only, not one line per seed
+    assert len(ax_acc.containers) == 6 and "3 seeds" in ax_acc.get_title(loc="left")
+    ifig = P.interactive_pipeline(pipe)
+    acc = [t for t in ifig.data if "retraining" in t.name]
+    assert len(acc) == 6 and all(t.error_y.array is not None for t in acc)
+    assert all(np.all(np.isfinite(t.error_y.array)) and max(t.error_y.array) > 0 for t in acc)
+    one = P.static_pipeline(pipe[pipe["seed"] == 0])
+    assert not one.axes[0].containers and "seeds" not in one.axes[0].get_title(loc="left")
+    assert all(t.error_y.array is None for t in P.interactive_pipeline(pipe[pipe["seed"] == 0]).data)
+
+
 def test_pipeline_finetune_step_has_no_before_point():
     """The fine-tune stage prunes nothing, so the figure draws no 'before retraining' point for it."""
     from oicsr_lab.plots import pipeline_frame

@@ -223,3 +223,41 @@ def _paired(value: Callable[[str, int, float], float | None], regs: list[str], s
             if d is not None:
                 paired.setdefault(reg, {})[ratio] = d
     return paired
+
+
+def pipeline_over_seeds(pipe_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The iterative pipeline (``pipeline.csv`` with its ``seed`` column) over seeds.
+
+    Returns ``{"seeds", "steps", "paired"}``: ``steps`` has one row per (regulariser, step) with the test
+    accuracy before and after retraining as intervals over seeds (the fine-tune stage has no "before");
+    ``paired`` is the headline method's accuracy after retraining minus each other pipeline regulariser's, paired
+    by seed, at every step's FLOPs target (float keys) and after the final fine-tune (key ``"final"``).
+    """
+    rows = [dict(r, seed=int(_f(r.get("seed")) or 0)) for r in pipe_rows]
+    seeds = sorted({r["seed"] for r in rows})
+    regs = list(dict.fromkeys(str(r["reg"]) for r in rows))
+    steps = []
+    for reg in regs:
+        for step in sorted({int(_f(r["step"])) for r in rows if r["reg"] == reg}):
+            at = [r for r in rows if r["reg"] == reg and int(_f(r["step"])) == step]
+            stage = str(at[0].get("stage") or "")
+            steps.append({"reg": reg, "step": step, "stage": stage, "target_ratio": _f(at[0].get("target_ratio")),
+                          "achieved_ratio": _mean_or_none([_f(r.get("achieved_ratio")) for r in at]),
+                          "before": None if stage == "finetune" else
+                          _mean_or_none([_f(r.get("acc_before_retrain")) for r in at]),
+                          "after": _mean_or_none([_f(r.get("acc_after_retrain")) for r in at]),
+                          "mflops": (sum(_f(r["flops"]) for r in at) / len(at)) / 1e6})
+
+    def after(reg: str, seed: int, key: Any) -> float | None:
+        for r in rows:
+            if r["reg"] != reg or r["seed"] != seed:
+                continue
+            stage = str(r.get("stage") or "")
+            if key == "final" and stage == "finetune" or key != "final" and stage == "prune" \
+                    and _f(r.get("target_ratio")) is not None and abs(_f(r["target_ratio"]) - key) < 1e-9:
+                return _f(r.get("acc_after_retrain"))
+        return None
+
+    targets = sorted({_f(r["target_ratio"]) for r in rows if str(r.get("stage")) == "prune"})
+    keys: list[Any] = [*targets, *(["final"] if any(str(r.get("stage")) == "finetune" for r in rows) else [])]
+    return {"seeds": seeds, "steps": steps, "paired": _paired(after, regs, seeds, keys)}

@@ -28,7 +28,7 @@ from .protocol import reference_phrase
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity
 from .shipped import is_shipped, shipped_reference, spec_data
-from .spec import build_spec
+from .spec import build_spec, pipeline_settings, pipeline_tasks
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
 from .workers import default_jobs, obtain_run, reference_run, run_parallel, run_steps, tasks_of
@@ -82,6 +82,7 @@ def reproduce(
     pipeline_target: float | None = None,
     pipeline_retrain_epochs: int | None = None,
     pipeline_finetune_epochs: int | None = None,
+    pipeline_seeds: str | list[int] | None = None,
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
     precision: str | None = None,
@@ -101,6 +102,7 @@ def reproduce(
 
     ``jobs``: worker processes for the independent (regulariser, seed) steps (default: what fits
     the idle cores, one thread each; see :mod:`.workers`); ``threads``: CPU threads in all.
+    ``pipeline_seeds``: the iterative pipeline at the first seed (None), every seed (``"all"``) or those listed.
     """
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
@@ -112,7 +114,7 @@ def reproduce(
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
                       pipeline_retrain_epochs=pipeline_retrain_epochs,
-                      pipeline_finetune_epochs=pipeline_finetune_epochs,
+                      pipeline_finetune_epochs=pipeline_finetune_epochs, pipeline_seeds=pipeline_seeds,
                       finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
                       precision=precision, criteria=criteria, finetune_control=finetune_control)
     root = Path(out or f"reports/{preset}")
@@ -176,10 +178,10 @@ def reproduce(
                                   "folder": str(ref.folder.relative_to(root))}
     s0 = seeds_[0]
     pipe_rows: list[dict[str, Any]] = []
-    for reg in spec["pipeline"]["regs"]:
-        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
-        pipe_rows += step(f"pipeline {reg}", lambda reg=reg, settings=settings: pipeline_cached(
-            runs[s0][reg], data, root, settings, dev, inner, log))
+    for reg, s in pipeline_tasks(spec):
+        rows = step(f"pipeline {reg} seed {s}", lambda reg=reg, s=s: pipeline_cached(
+            runs[s][reg], data, root, pipeline_settings(spec), dev, inner, log))
+        pipe_rows += [dict(row, seed=s) for row in rows]
     t1 = step("table1", lambda: _table1_cached(root, table1_weights)) if table1 else None
 
     # -- plain data ---------------------------------------------------------------------------
@@ -196,7 +198,7 @@ def reproduce(
     atomic_write_json(root / "energies.json", energies)
     write_csv(root / "sweep.csv", sweep_rows, SWEEP_COLUMNS)
     atomic_write_json(root / "plans.json", plans)
-    write_csv(root / "pipeline.csv", pipe_rows, PIPELINE_COLUMNS)
+    write_csv(root / "pipeline.csv", pipe_rows, (*PIPELINE_COLUMNS, "seed"))
     write_csv(root / "finetune.csv", ft_rows, FINETUNE_COLUMNS)
     if t1 is not None:
         atomic_write_json(root / "table1.json", t1)
@@ -215,7 +217,8 @@ def reproduce(
             f"{spec['sweep']['test_images']} test images (fixed subset, seed 0)",
             "sweep accuracies on the test split are reported; each method's criterion for fine-tuning is chosen "
             f"on {spec['validation']} (val_acc_before_retrain)",
-            "energies.json holds every seed (by_seed); plans.json / pipeline.csv use the first seed",
+            "energies.json holds every seed (by_seed); plans.json uses the first seed; pipeline.csv the seeds "
+            f"{spec['pipeline'].get('seeds') or seeds_[:1]} (its seed column)",
             "finetune.csv: one-shot prune at matched FLOPs + fine-tune; references: "
             + reference_phrase(references, is_shipped(spec))
             + ("; ratio 0 (criterion 'none'): each network fine-tuned unpruned the same way, the control"

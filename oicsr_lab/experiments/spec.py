@@ -146,8 +146,13 @@ def build_spec(
     precision: str | None = None,
     criteria: str | list[str] | None = None,
     finetune_control: bool | None = None,
+    pipeline_seeds: str | list[int] | None = None,
 ) -> dict[str, Any]:
-    """The full, JSON-able description of a reproduce run (also recorded in summary.json)."""
+    """The full, JSON-able description of a reproduce run (also recorded in summary.json).
+
+    ``pipeline_seeds`` chooses the seeds the iterative pipeline runs at: None, the first seed (every preset's
+    default); ``"all"``, every seed of the run; or a list of seeds from ``seeds``.
+    """
     if preset_name not in REPRODUCE:
         raise ConfigError(f"unknown preset {preset_name!r}; choose one of {', '.join(REPRODUCE)}")
     rp = copy.deepcopy(REPRODUCE[preset_name])
@@ -197,6 +202,8 @@ def build_spec(
     pipe["regs"] = [r for r in (pipeline_regs if pipeline_regs is not None else pipe["regs"]) if r in regs]
     if pipeline_target is not None:
         pipe["target_ratio"] = float(pipeline_target)
+    run_seeds = [int(x) for x in (seeds or rp["seeds"])]
+    pipe["seeds"] = _pipeline_seeds(pipeline_seeds, run_seeds)
     for key, value in (("retrain_epochs", pipeline_retrain_epochs), ("finetune_epochs", pipeline_finetune_epochs)):
         if value is not None:
             if int(value) < 0:
@@ -220,12 +227,40 @@ def build_spec(
         # every network fine-tuned unpruned as well (ratio 0 in finetune.csv): separates the pruning's effect
         "finetune_control": bool(rp.get("finetune_control", True) if finetune_control is None else finetune_control)
         and ft["epochs"] > 0,
-        "runs": runs, "seeds": [int(s) for s in (seeds or rp["seeds"])],
+        "runs": runs, "seeds": run_seeds,
         "sweep": {"ratios": ratios, "test_images": rp["sweep_test"], **SWEEP_DEFAULTS,
                   **({"precision": rp["sweep_precision"]} if "sweep_precision" in rp else {}),
                   **({"criteria": _criteria(criteria)} if criteria else {})},
         "pipeline": pipe,
     }
+
+
+def _pipeline_seeds(chosen: str | list[int] | None, seeds: list[int]) -> list[int]:
+    """The seeds the pipeline runs at: the first by default, ``"all"``, or a subset of the run's seeds."""
+    if chosen is None:
+        return seeds[:1]
+    if isinstance(chosen, str):
+        if chosen.strip().lower() == "all":
+            return list(seeds)
+        chosen = parse_list(chosen, int) or []
+    out = [int(x) for x in chosen]
+    stray = [x for x in out if x not in seeds]
+    if stray:
+        raise ConfigError(f"pipeline seed(s) {stray} are not among the run's seeds {seeds}; pass --pipeline-seeds all "
+                          f"or a subset of --seeds")
+    return list(dict.fromkeys(out))
+
+
+def pipeline_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """What defines one pipeline run (its cache key): the spec's pipeline entry without whom it runs for."""
+    return {k: v for k, v in spec["pipeline"].items() if k not in ("regs", "seeds")}
+
+
+def pipeline_tasks(spec: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every ``(regulariser, seed)`` the iterative pipeline runs for, seed by seed (a summary.json written before
+    pipelines ran at several seeds: the first seed)."""
+    seeds = spec["pipeline"].get("seeds") or spec["seeds"][:1]
+    return [(reg, int(seed)) for seed in seeds for reg in spec["pipeline"]["regs"]]
 
 
 def _criteria(criteria: str | list[str]) -> str:

@@ -1,7 +1,7 @@
 """``reproduce --jobs N``: the independent steps of a reproduction in N worker processes.
 
 A *task* is one (regulariser, seed): train the run, sweep it, fine-tune it after one-shot
-pruning, and (first seed only, for the pipeline's regularisers) prune it iteratively; plus one
+pruning, and (for the pipeline's regularisers, at its seeds: the first by default) prune it iteratively; plus one
 dense reference per seed. Tasks share nothing but the run cache, whose
 per-step locks (:func:`~oicsr_lab.experiments.runs.cached`) make them safe to run side by side,
 also next to another ``reproduce`` on the same folder. Workers are *spawned* (not forked: a
@@ -84,12 +84,13 @@ def reference_run(spec: dict[str, Any], root: Path, seed: int, data, dev, show_p
 
 def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, show_progress: bool | None,
               log: Callable[[str], None]) -> dict[str, bool]:
-    """Every cached step of one task: train, sweep, fine-tune (and the pipeline for the first seed).
+    """Every cached step of one task: train, sweep, fine-tune (and the pipeline where the spec runs it).
 
     Returns ``{label: hit}`` (True where the step was read from the cache).
     """
     from .finetune import control_cached, finetune_cached
     from .pipeline import pipeline_cached
+    from .spec import pipeline_settings, pipeline_tasks
     from .sweep_step import model_label, sweep_cached
 
     out: dict[str, bool] = {}
@@ -117,11 +118,10 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
             t0 = time.perf_counter()
             _, hit = control_cached(run, data, root, ft, model_label(spec["base_config"]), dev, show_progress, log)
             note(f"finetune control {reg} seed {seed}", hit, t0)
-    if seed == spec["seeds"][0] and reg in spec["pipeline"]["regs"]:
+    if (reg, seed) in pipeline_tasks(spec):
         t0 = time.perf_counter()
-        settings = {k: v for k, v in spec["pipeline"].items() if k != "regs"}
-        _, hit = pipeline_cached(run, data, root, settings, dev, show_progress, log)
-        note(f"pipeline {reg}", hit, t0)
+        _, hit = pipeline_cached(run, data, root, pipeline_settings(spec), dev, show_progress, log)
+        note(f"pipeline {reg} seed {seed}", hit, t0)
     return out
 
 

@@ -19,7 +19,7 @@ from .energy import (
     static_energy_grid,
 )
 from .layers import interactive_layer_ratios, layer_ratios_frame, static_layer_ratios
-from .pipeline import interactive_pipeline, pipeline_frame, static_pipeline
+from .pipeline import interactive_pipeline, pipeline_frame, pipeline_summary, static_pipeline
 from .protocol import static_finetuned, static_protocol_fig4
 from .report import write_report
 from .save import ensure_plotlyjs, save_figure
@@ -31,7 +31,8 @@ __all__ = [
     "interactive_energy_grid", "default_layer", "energy_table", "layer_names",
     "static_accuracy_vs_flops", "interactive_accuracy_vs_flops", "accuracy_curves",
     "static_layer_ratios", "interactive_layer_ratios", "layer_ratios_frame",
-    "static_pipeline", "interactive_pipeline", "pipeline_frame", "static_protocol_fig4", "static_finetuned",
+    "static_pipeline", "interactive_pipeline", "pipeline_frame", "pipeline_summary", "static_protocol_fig4",
+    "static_finetuned",
     "static_criteria_panel",
     "table1_html", "static_table1", "table1_frame",
     "save_figure", "ensure_plotlyjs", "write_report",
