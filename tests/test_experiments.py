@@ -230,6 +230,26 @@ def test_pipeline_seeds_choice_and_its_cache_key():
     assert build_parser().parse_args(["reproduce", "--pipeline-seeds", "all"]).pipeline_seeds == "all"
 
 
+def test_pipeline_criterion_chosen_on_validation():
+    """--pipeline-criterion chosen: each network's pipeline ranks by the criterion its sweep chose on validation
+    (the fine-tune's rule), and a choice of out-in energy keeps the out-in pipeline's cache key."""
+    from oicsr_lab.cli import build_parser
+    from oicsr_lab.experiments.spec import pipeline_settings
+
+    sweep = [dict(criterion=c, ratio=r, val_acc_before_retrain=v) for c, r, v in (
+        ("out_in", 0.0, 80), ("out_in", 0.3, 50), ("out_in", 0.5, 20), ("out", 0.3, 55), ("out", 0.5, 25),
+        ("random", 0.3, 90), ("random", 0.5, 90))]  # floors are never chosen
+    spec = build_spec("quick", pipeline_criterion="chosen")
+    assert spec["pipeline"]["criterion"] == "chosen"
+    assert pipeline_settings(spec, sweep)["criterion"] == "out"
+    flipped = [dict(r, val_acc_before_retrain=0) if r["criterion"] == "out" else r for r in sweep]
+    assert pipeline_settings(spec, flipped) == pipeline_settings(build_spec("quick"))  # out_in: the same key
+    assert build_spec("quick", pipeline_criterion="l1")["pipeline"]["criterion"] == "l1"
+    with pytest.raises(ConfigError, match="unknown pipeline criterion 'energy'"):
+        build_spec("quick", pipeline_criterion="energy")
+    assert build_parser().parse_args(["reproduce", "--pipeline-criterion", "chosen"]).pipeline_criterion == "chosen"
+
+
 def test_pipeline_tables_over_seeds():
     """Over several seeds the pipeline table gives intervals and OICSR-GL's paired lead per step and after the
     final fine-tune, computed like scipy's paired t-interval."""
@@ -241,9 +261,10 @@ def test_pipeline_tables_over_seeds():
     for seed, (a, b) in enumerate([(60.0, 58.0), (62.0, 60.5), (61.0, 58.5)]):
         for reg, acc in (("oicsr_gl", a), ("gl", b)):
             rows += [dict(reg=reg, seed=seed, step=0, stage="dense", target_ratio=0, achieved_ratio=0,
-                          acc_before_retrain=70, acc_after_retrain=70, flops=4e7),
+                          criterion="out_in", acc_before_retrain=70, acc_after_retrain=70, flops=4e7),
                      dict(reg=reg, seed=seed, step=1, stage="prune", target_ratio=0.3, achieved_ratio=0.301,
-                          acc_before_retrain=acc - 20, acc_after_retrain=acc, flops=2.8e7),
+                          acc_before_retrain=acc - 20, acc_after_retrain=acc, flops=2.8e7,
+                          criterion="out" if reg == "gl" and seed else "out_in"),
                      dict(reg=reg, seed=seed, step=2, stage="finetune", target_ratio=0.3, achieved_ratio=0.301,
                           acc_before_retrain=acc, acc_after_retrain=acc + 1, flops=2.8e7)]
     md = "\n".join(pipeline_tables(rows))
@@ -252,7 +273,8 @@ def test_pipeline_tables_over_seeds():
     lo, hi = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
     cell = f"**{d.mean():.1f} [{lo:.1f}, {hi:.1f}]**"
     assert md.count(cell) == 2  # at 30 % after retraining and after the final fine-tune (same per-seed lead)
-    assert "| gl | 2 | finetune | 30 % | 30.1 % | - |" in md  # no 'before retraining' for the fine-tune stage
+    assert "| gl | - | 2 | finetune | 30 % | 30.1 % | - |" in md  # no 'before retraining' for the fine-tune stage
+    assert "| gl | out, out_in | 1 | prune |" in md and "| oicsr_gl | out_in | 1 | prune |" in md
 
 
 def test_markdown_tables_from_report(ci, capsys):

@@ -114,7 +114,8 @@ def test_shipped_model_matches_manifest_on_full_test(entry, archive_path) -> Non
 
 def test_course_run_script_trains_what_is_shipped():
     """scripts/train_course_run.py REG SEED trains exactly the config of every shipped checkpoint (so each manifest
-    command regenerates it), and --epochs changes the number of epochs only, under another cache key."""
+    command regenerates it, variants with their options), and --epochs changes the number of epochs only, under
+    another cache key."""
     import importlib.util
     from pathlib import Path
 
@@ -124,9 +125,12 @@ def test_course_run_script_trains_what_is_shipped():
     spec.loader.exec_module(mod)
     models = json.loads((root / "oicsr_lab" / "pretrained" / "manifest.json").read_text())["models"]
     assert models
-    for m in models:
-        epochs = m["epochs"] if m.get("variant") else None  # a variant is the same recipe on a longer schedule
-        assert mod.course_config(m["reg"], m["seed"], epochs).to_dict() == m["config"], m["name"]
+    for m in models:  # a variant is the recipe with the script's options changed: epochs, cutout, smoothing, decay
+        opts = ({k: m["config"][k] for k in ("epochs", "cutout", "label_smoothing", "weight_decay") if k in m["config"]}
+                if m.get("variant") else {})
+        assert mod.course_config(m["reg"], m["seed"], **opts).to_dict() == m["config"], m["name"]
+    other = mod.course_config("l2", 0, epochs=100, cutout=16, label_smoothing=0.1)
+    assert (other.cutout, other.label_smoothing, other.epochs) == (16, 0.1, 100)
     base, longer = mod.course_config("l2", 0), mod.course_config("l2", 0, epochs=150)
     assert longer.epochs == 150 and {k: v for k, v in longer.to_dict().items() if k != "epochs"} == {
         k: v for k, v in base.to_dict().items() if k != "epochs"}

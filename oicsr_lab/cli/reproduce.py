@@ -36,6 +36,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline-finetune-epochs", type=int, help="final fine-tuning epochs (default: the preset's)")
     p.add_argument("--pipeline-seeds",
                    help="seeds the iterative pipeline runs at: 'all' or comma-separated (default: the first seed)")
+    p.add_argument("--pipeline-criterion",
+                   help="the pipeline's ranking: a criterion (default: out_in for every method) or 'chosen', each "
+                   "network's criterion chosen on the validation split")
     p.add_argument("--finetune-epochs", type=int,
                    help="epochs of fine-tuning after one-shot pruning at matched FLOPs (default: the "
                    "preset's; 0: skip)")
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         regs=parse_list(args.regs), ratios=parse_list(args.ratios, float), seeds=parse_list(args.seeds, int),
         epochs=args.epochs, pipeline_regs=parse_list(args.pipeline_regs), pipeline_target=args.pipeline_target,
         pipeline_retrain_epochs=args.pipeline_retrain_epochs, pipeline_finetune_epochs=args.pipeline_finetune_epochs,
-        pipeline_seeds=args.pipeline_seeds, finetune_epochs=args.finetune_epochs,
+        pipeline_seeds=args.pipeline_seeds, pipeline_criterion=args.pipeline_criterion,
+        finetune_epochs=args.finetune_epochs,
         finetune_ratios=parse_list(args.finetune_ratios, float),
         precision=args.precision, criteria=args.criteria, finetune_control=args.finetune_control,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,

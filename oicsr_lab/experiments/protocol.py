@@ -229,7 +229,8 @@ def pipeline_over_seeds(pipe_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The iterative pipeline (``pipeline.csv`` with its ``seed`` column) over seeds.
 
     Returns ``{"seeds", "steps", "paired"}``: ``steps`` has one row per (regulariser, step) with the test
-    accuracy before and after retraining as intervals over seeds (the fine-tune stage has no "before");
+    accuracy before and after retraining as intervals over seeds (the fine-tune stage has no "before") and the
+    criteria its seeds ranked by (``criterion`` column; None in files written before it);
     ``paired`` is the headline method's accuracy after retraining minus each other pipeline regulariser's, paired
     by seed, at every step's FLOPs target (float keys) and after the final fine-tune (key ``"final"``).
     """
@@ -241,7 +242,10 @@ def pipeline_over_seeds(pipe_rows: list[dict[str, Any]]) -> dict[str, Any]:
         for step in sorted({int(_f(r["step"])) for r in rows if r["reg"] == reg}):
             at = [r for r in rows if r["reg"] == reg and int(_f(r["step"])) == step]
             stage = str(at[0].get("stage") or "")
+            crits = sorted({str(r["criterion"]) for r in at if r.get("criterion") not in (None, "") and
+                            r.get("criterion") == r.get("criterion")})
             steps.append({"reg": reg, "step": step, "stage": stage, "target_ratio": _f(at[0].get("target_ratio")),
+                          "criterion": ", ".join(crits) or None,
                           "achieved_ratio": _mean_or_none([_f(r.get("achieved_ratio")) for r in at]),
                           "before": None if stage == "finetune" else
                           _mean_or_none([_f(r.get("acc_before_retrain")) for r in at]),

@@ -83,6 +83,7 @@ def reproduce(
     pipeline_retrain_epochs: int | None = None,
     pipeline_finetune_epochs: int | None = None,
     pipeline_seeds: str | list[int] | None = None,
+    pipeline_criterion: str | None = None,
     finetune_epochs: int | None = None,
     finetune_ratios: list[float] | None = None,
     precision: str | None = None,
@@ -102,7 +103,8 @@ def reproduce(
 
     ``jobs``: worker processes for the independent (regulariser, seed) steps (default: what fits
     the idle cores, one thread each; see :mod:`.workers`); ``threads``: CPU threads in all.
-    ``pipeline_seeds``: the iterative pipeline at the first seed (None), every seed (``"all"``) or those listed.
+    ``pipeline_seeds``: the iterative pipeline at the first seed (None), every seed (``"all"``) or those listed;
+    ``pipeline_criterion``: its ranking, out-in energy by default or ``"chosen"`` (each network's, on validation).
     """
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
@@ -115,7 +117,8 @@ def reproduce(
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
                       pipeline_retrain_epochs=pipeline_retrain_epochs,
                       pipeline_finetune_epochs=pipeline_finetune_epochs, pipeline_seeds=pipeline_seeds,
-                      finetune_epochs=finetune_epochs, finetune_ratios=finetune_ratios,
+                      pipeline_criterion=pipeline_criterion, finetune_epochs=finetune_epochs,
+                      finetune_ratios=finetune_ratios,
                       precision=precision, criteria=criteria, finetune_control=finetune_control)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
@@ -179,9 +182,10 @@ def reproduce(
     s0 = seeds_[0]
     pipe_rows: list[dict[str, Any]] = []
     for reg, s in pipeline_tasks(spec):
-        rows = step(f"pipeline {reg} seed {s}", lambda reg=reg, s=s: pipeline_cached(
-            runs[s][reg], data, root, pipeline_settings(spec), dev, inner, log))
-        pipe_rows += [dict(row, seed=s) for row in rows]
+        settings = pipeline_settings(spec, sweeps[s][reg]["rows"])
+        rows = step(f"pipeline {reg} seed {s}", lambda reg=reg, s=s, settings=settings: pipeline_cached(
+            runs[s][reg], data, root, settings, dev, inner, log))
+        pipe_rows += [dict(row, seed=s, criterion=settings["criterion"]) for row in rows]
     t1 = step("table1", lambda: _table1_cached(root, table1_weights)) if table1 else None
 
     # -- plain data ---------------------------------------------------------------------------
@@ -198,7 +202,7 @@ def reproduce(
     atomic_write_json(root / "energies.json", energies)
     write_csv(root / "sweep.csv", sweep_rows, SWEEP_COLUMNS)
     atomic_write_json(root / "plans.json", plans)
-    write_csv(root / "pipeline.csv", pipe_rows, (*PIPELINE_COLUMNS, "seed"))
+    write_csv(root / "pipeline.csv", pipe_rows, (*PIPELINE_COLUMNS, "seed", "criterion"))
     write_csv(root / "finetune.csv", ft_rows, FINETUNE_COLUMNS)
     if t1 is not None:
         atomic_write_json(root / "table1.json", t1)

@@ -115,6 +115,7 @@ REPRODUCE: dict[str, dict[str, Any]] = {
 
 SWEEP_DEFAULTS = {"normalize": "layer_max", "max_layer_ratio": 0.9, "criteria": PROTOCOL_CRITERIA}
 PIPELINE_DEFAULTS = {"criterion": "out_in", "normalize": "layer_max", "max_layer_ratio": 0.5}
+CHOSEN = "chosen"  # the pipeline criterion that means: each (regulariser, seed)'s chosen on validation (its sweep)
 
 
 def parse_list(text: str | None, cast=str) -> list | None:
@@ -147,11 +148,14 @@ def build_spec(
     criteria: str | list[str] | None = None,
     finetune_control: bool | None = None,
     pipeline_seeds: str | list[int] | None = None,
+    pipeline_criterion: str | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json).
 
     ``pipeline_seeds`` chooses the seeds the iterative pipeline runs at: None, the first seed (every preset's
-    default); ``"all"``, every seed of the run; or a list of seeds from ``seeds``.
+    default); ``"all"``, every seed of the run; or a list of seeds from ``seeds``. ``pipeline_criterion`` ranks the
+    pipeline's channels: a criterion name (default out-in energy, for every method) or ``"chosen"``, each network's
+    criterion chosen on the validation split from its sweep (as the one-shot fine-tune does).
     """
     if preset_name not in REPRODUCE:
         raise ConfigError(f"unknown preset {preset_name!r}; choose one of {', '.join(REPRODUCE)}")
@@ -204,6 +208,13 @@ def build_spec(
         pipe["target_ratio"] = float(pipeline_target)
     run_seeds = [int(x) for x in (seeds or rp["seeds"])]
     pipe["seeds"] = _pipeline_seeds(pipeline_seeds, run_seeds)
+    if pipeline_criterion is not None:
+        from ..criteria import names as criterion_names
+
+        if pipeline_criterion != CHOSEN and pipeline_criterion not in criterion_names():
+            raise ConfigError(f"unknown pipeline criterion {pipeline_criterion!r}; choose {CHOSEN!r} (each network's, "
+                              f"chosen on validation) or one of {', '.join(criterion_names())}")
+        pipe["criterion"] = pipeline_criterion
     for key, value in (("retrain_epochs", pipeline_retrain_epochs), ("finetune_epochs", pipeline_finetune_epochs)):
         if value is not None:
             if int(value) < 0:
@@ -251,9 +262,16 @@ def _pipeline_seeds(chosen: str | list[int] | None, seeds: list[int]) -> list[in
     return list(dict.fromkeys(out))
 
 
-def pipeline_settings(spec: dict[str, Any]) -> dict[str, Any]:
-    """What defines one pipeline run (its cache key): the spec's pipeline entry without whom it runs for."""
-    return {k: v for k, v in spec["pipeline"].items() if k not in ("regs", "seeds")}
+def pipeline_settings(spec: dict[str, Any], sweep_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What defines one pipeline run (its cache key): the spec's pipeline entry without whom it runs for, with
+    the criterion ``"chosen"`` resolved to the one chosen on validation from the network's ``sweep_rows``
+    (the same rule as the one-shot fine-tune), so a choice of out-in energy shares the out-in pipeline's cache."""
+    settings = {k: v for k, v in spec["pipeline"].items() if k not in ("regs", "seeds")}
+    if settings.get("criterion") == CHOSEN:
+        from .finetune import best_criterion
+
+        settings["criterion"] = best_criterion(sweep_rows or [])
+    return settings
 
 
 def pipeline_tasks(spec: dict[str, Any]) -> list[tuple[str, int]]:

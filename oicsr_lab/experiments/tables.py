@@ -197,7 +197,8 @@ def pipeline_tables(pipe_rows: list[dict[str, Any]]) -> list[str]:
     res = pipeline_over_seeds(pipe_rows)
     n = len(res["seeds"])
     pct = lambda d: "-" if d is None else f"{100 * d['mean']:.1f} %"  # noqa: E731
-    df = pd.DataFrame([{"reg": r["reg"], "step": r["step"], "stage": r["stage"],
+    df = pd.DataFrame([{"reg": r["reg"], **({"criterion": r["criterion"]} if r["criterion"] else {}),
+                        "step": r["step"], "stage": r["stage"],
                         "FLOPs target": "-" if r["target_ratio"] is None else _ratio(r["target_ratio"]),
                         "achieved": pct(r["achieved_ratio"]),
                         "before retraining": _ci(r["before"], n_all=n), "after retraining": _ci(r["after"], n_all=n),

@@ -120,7 +120,7 @@ def run_steps(spec: dict[str, Any], root: Path, reg: str, seed: int, data, dev, 
             note(f"finetune control {reg} seed {seed}", hit, t0)
     if (reg, seed) in pipeline_tasks(spec):
         t0 = time.perf_counter()
-        _, hit = pipeline_cached(run, data, root, pipeline_settings(spec), dev, show_progress, log)
+        _, hit = pipeline_cached(run, data, root, pipeline_settings(spec, sweep["rows"]), dev, show_progress, log)
         note(f"pipeline {reg} seed {seed}", hit, t0)
     return out
 
