@@ -91,6 +91,7 @@ def test_files_and_ranges(ci):
     # pipeline: oicsr_gl and gl, FLOPs non-increasing, widths JSON
     pipe = _csv(out / "pipeline.csv")
     assert {r["reg"] for r in pipe} == {"oicsr_gl", "gl"}
+    assert {(r["seed"], r["criterion"]) for r in pipe} == {("0", "out_in")}  # the first seed, out-in energy
     for reg in ("oicsr_gl", "gl"):
         sub = [r for r in pipe if r["reg"] == reg]
         f = [int(r["flops"]) for r in sub]
