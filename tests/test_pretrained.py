@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,11 +89,16 @@ def test_the_package_ships_models() -> None:
     assert sum(e["bytes"] for e in ALL_SHIPPED) <= 20e6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the course recipe reached 86.9 % over 3 seeds at 50 epochs and "
-                                       "87.81 % at 150 epochs (resnet20-l2-s0-150ep, docs/results.md section 6); "
-                                       "the >= 88 % recipe is not found yet. Strict: passing means update this")
 def test_a_shipped_l2_reaches_88_percent() -> None:
-    assert max(e["test_acc"] for e in ALL_SHIPPED if e["reg"] == "l2") >= 88.0
+    """Issue 15: a dense L2 ResNet-20 with >= 88 % full-test accuracy ships, with its log and config committed
+    (the course recipe on 100 epochs with Cutout and label smoothing, two seeds; docs/results.md section 6)."""
+    root = Path(__file__).resolve().parents[1]
+    best = [e for e in ALL_SHIPPED if e["reg"] == "l2" and e["test_acc"] >= 88.0]
+    assert best, "no shipped L2 reaches 88 % on the full test split"
+    for e in best:
+        logs = root / "docs" / "results" / "course-l2-cutout-ls" / f"seed{e['seed']}"
+        assert json.loads((logs / "config.json").read_text())["config"] == e["config"], e["name"]
+        assert (logs / "train.log").is_file() and len((logs / "metrics.jsonl").read_text().splitlines()) == e["epochs"]
 
 
 def test_every_regulariser_is_shipped_with_three_seeds() -> None:
