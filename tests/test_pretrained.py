@@ -144,3 +144,15 @@ def test_course_run_script_trains_what_is_shipped():
 
     ident = {"name": "cifar10", "train": 45000, "test": 10000, "classes": 10}
     assert run_folder(Path("r"), longer, ident) != run_folder(Path("r"), base, ident)
+
+
+def test_ship_cli_refuses_a_bad_variant_before_reading_data(tmp_path, capsys) -> None:
+    """`pretrained ship --variant bad-tag` fails in one line naming the subcommand, before any data is decoded
+    (--command's text is recorded, never taken for the subcommand's name)."""
+    from oicsr_lab.cli import main
+
+    argv = ["pretrained", "ship", str(tmp_path / "no-run"), "--variant", "bad-tag", "--command", "train it again",
+            "--data-dir", str(tmp_path / "no-data")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "oicsr-lab pretrained: error: variant 'bad-tag': use letters, digits and '_' only (e.g. 150ep)"

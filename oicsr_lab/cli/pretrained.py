@@ -18,7 +18,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="ship: a finished training run folder (e.g. reports/course/runs/l2-...)")
     p.add_argument("--data", dest="dataset", default=None,
                    help="ship: the run's data set (default: the one it trained on)")
-    p.add_argument("--command", default="", help="ship: the command that regenerates the run (recorded)")
+    p.add_argument("--command", dest="regen_command", default="",  # 'command' is the subcommand's name
+                   help="ship: the command that regenerates the run (recorded)")
     p.add_argument("--variant", default="", help="ship: a tag (e.g. 150ep) that ships the run beside the main set "
                                                  "instead of in it (the set keeps one recipe)")
     add_common(p)
@@ -26,7 +27,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the trained networks shipped with the package (or ship a finished run, for maintainers)."""
-    from ..experiments.ship import ship
+    from ..experiments.ship import check_variant, ship
     from ..pretrained import list_pretrained, variant_of
 
     if args.action == "list":
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.run:
         raise ConfigError("pretrained ship needs a run folder, e.g. oicsr-lab pretrained ship "
                           "reports/course/runs/l2-<hash>")
+    check_variant(args.variant)  # before any data is decoded
     from ..data import load_dataset
     from ..train import set_threads
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import load_checkpoint
 
     dataset = args.dataset or load_checkpoint(Path(args.run) / "checkpoint.pt")["config"]["dataset"]
-    entry = ship(args.run, load_dataset(dataset, root=args.data_dir), command=args.command,
+    entry = ship(args.run, load_dataset(dataset, root=args.data_dir), command=args.regen_command,
                  sample=load_dataset("cifar10-sample", root=args.data_dir), variant=args.variant)
     print(json.dumps({k: v for k, v in entry.items() if k != "config"}, indent=1))
     return 0

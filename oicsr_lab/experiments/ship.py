@@ -18,6 +18,12 @@ from ..train import evaluate, load_trained
 from .calibrate import measure
 
 
+def check_variant(variant: str) -> None:
+    """Refuse a variant tag that is not letters, digits and ``_`` (it becomes part of a file name)."""
+    if variant and not variant.replace("_", "").isalnum():
+        raise ConfigError(f"variant {variant!r}: use letters, digits and '_' only (e.g. 150ep)")
+
+
 def ship(run_folder: str | Path, data, out: str | Path | None = None, command: str = "",
          sample=None, variant: str = "") -> dict[str, Any]:
     """Add a finished training run to the shipped set: fp16 state dict + measured manifest entry (maintainers).
@@ -28,8 +34,7 @@ def ship(run_folder: str | Path, data, out: str | Path | None = None, command: s
     ``variant``: ``""`` adds the run to the main set (replacing the same model/reg/seed); a tag
     (letters, digits, ``_``) ships it beside the set as ``<name>-<tag>`` (:mod:`oicsr_lab.pretrained`).
     """
-    if variant and not variant.replace("_", "").isalnum():
-        raise ConfigError(f"variant {variant!r}: use letters, digits and '_' only (e.g. 150ep)")
+    check_variant(variant)
 
     root = Path(out or folder())
     model, blob = load_trained(Path(run_folder) / "checkpoint.pt")
