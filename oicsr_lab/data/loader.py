@@ -132,8 +132,9 @@ class TensorLoader(BatchLoader):
             x = (x.float() - self._mean) / self._std
             if holes:
                 x = cutout(x, *centres, self.cutout)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            # the layout asked for, not the one indexing left: a channels_last input alone turns the convolutions
+            # to channels_last (oicsr_lab.memory_format says where that is unsafe)
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             yield x, y
 
 

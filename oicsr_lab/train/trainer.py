@@ -21,6 +21,7 @@ import torch.nn as nn
 from ..data import DatasetSplits, Split, StreamingSplit, StreamingSplits, make_loader
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
+from ..memory_format import channels_last_reason
 from ..precision import autocast, needs_grad_scaler, resolve_precision, resolve_train_precision
 from ..progress import progress
 from . import distributed as dist_utils
@@ -171,7 +172,10 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.device = dist_utils.device_for_rank(resolve_device(device))
         self.model = model.to(self.device)
-        if config.channels_last and self.device.type in ("cpu", "cuda"):
+        # channels_last where its backward is safe (oicsr_lab.memory_format); the loaders follow the model
+        layout_note = channels_last_reason(self.model, self.device) if config.channels_last else None
+        self.channels_last = config.channels_last and layout_note is None
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if config.batch_size % self.world_size:
             raise ConfigError(f"batch size {config.batch_size} is not divisible by the {self.world_size} processes; "
@@ -179,7 +183,7 @@ class Trainer:
         self.precision, note = resolve_train_precision(config.precision, self.device)
         if note and self.rank == 0:
             warnings.warn(note)
-        self.notes = [note] if note else []
+        self.notes = [n for n in (note, layout_note) if n]
         self.scaler = torch.amp.GradScaler(self.device.type) if needs_grad_scaler(self.precision) else None
         self.net = dist_utils.wrap_ddp(self.model, self.device) if self.world_size > 1 else self.model
         if self.net is not self.model:
@@ -195,7 +199,7 @@ class Trainer:
         self.loader = make_loader(
             self.train_split, config.batch_size, data.mean, data.std, shuffle=True, augment=True, drop_last=True,
             device=self.device, seed=config.seed, rank=self.rank, world_size=self.world_size,
-            channels_last=config.channels_last, input_size=data.input_size, num_workers=num_workers,
+            channels_last=self.channels_last, input_size=data.input_size, num_workers=num_workers,
             cutout=config.cutout,
         )
         self.streaming = isinstance(self.train_split, StreamingSplit)
@@ -203,7 +207,7 @@ class Trainer:
         if self.streaming and evaluate_test:
             self.eval_loader = make_loader(
                 self.test_split, config.batch_size, data.mean, data.std, device=self.device, rank=self.rank,
-                world_size=self.world_size, channels_last=config.channels_last, input_size=data.input_size,
+                world_size=self.world_size, channels_last=self.channels_last, input_size=data.input_size,
                 num_workers=num_workers,
             )
         decay, no_decay = [], []
