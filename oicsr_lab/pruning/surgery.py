@@ -33,6 +33,11 @@ def _keep(size: int, removed: list[int], where: str) -> torch.Tensor:
     return mask.nonzero().flatten()
 
 
+def _take(t: torch.Tensor, dim: int, keep: torch.Tensor) -> torch.Tensor:
+    """``t``'s entries ``keep`` along ``dim``, on ``t``'s device (the plan's indices are built on the CPU)."""
+    return t.index_select(dim, keep.to(t.device))
+
+
 def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """New tensors and int attributes of one module after removing the plan's indices."""
     tensors: dict[str, torch.Tensor] = {}
@@ -43,10 +48,10 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
         if set(kinds) - {"dw"}:
             raise PlanError(f"plan does not match the model: depthwise conv {name} can only lose 'dw' channels")
         keep = _keep(mod.out_channels, kinds["dw"], f"{name}.channels")
-        tensors["weight"] = w.index_select(0, keep)
+        tensors["weight"] = _take(w, 0, keep)
         ints = {"in_channels": len(keep), "out_channels": len(keep), "groups": len(keep)}
         if b is not None:
-            tensors["bias"] = b.index_select(0, keep)
+            tensors["bias"] = _take(b, 0, keep)
     elif is_grouped(mod):
         return _shrink_grouped(name, mod, kinds, w, b)
     elif isinstance(mod, (nn.Linear, *CONV_TYPES)):
@@ -58,12 +63,12 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
         keep_in = _keep(n_in, kinds.get("in", []), f"{name}.in")
         nw = w
         if "out" in kinds:
-            nw = nw.index_select(0, keep_out)
+            nw = _take(nw, 0, keep_out)
         if "in" in kinds:
-            nw = nw.index_select(1, keep_in)
+            nw = _take(nw, 1, keep_in)
         tensors["weight"] = nw
         if b is not None and "out" in kinds:
-            tensors["bias"] = b.index_select(0, keep_out)
+            tensors["bias"] = _take(b, 0, keep_out)
         names = ("out_features", "in_features") if lin else ("out_channels", "in_channels")
         ints = {names[0]: len(keep_out), names[1]: len(keep_in)}
     elif isinstance(mod, BN_TYPES):
@@ -73,7 +78,7 @@ def _shrink(name: str, mod: nn.Module, kinds: dict[str, list[int]]) -> tuple[dic
         for attr in ("weight", "bias", "running_mean", "running_var"):
             t = getattr(mod, attr, None)
             if t is not None:
-                tensors[attr] = t.detach().index_select(0, keep)
+                tensors[attr] = _take(t.detach(), 0, keep)
         ints = {"num_features": len(keep)}
     else:
         raise PlanError(f"plan does not match the model: {name} is a {type(mod).__name__}, not Conv/Linear/BatchNorm")
@@ -93,9 +98,9 @@ def _shrink_grouped(name: str, mod: nn.Module, kinds: dict[str, list[int]], w: t
         raise PlanError(f"plan does not match the model: grouped conv {name} (groups={k}) can only lose whole conv "
                         f"groups on both sides; rebuild the plan from find_groups(model, example_input)")
     keep = _keep(mod.out_channels, rem_out, f"{name}.out")
-    tensors = {"weight": w.index_select(0, keep)}
+    tensors = {"weight": _take(w, 0, keep)}
     if b is not None:
-        tensors["bias"] = b.index_select(0, keep)
+        tensors["bias"] = _take(b, 0, keep)
     return tensors, {"out_channels": len(keep), "in_channels": mod.in_channels - len(rem_in), "groups": k - len(gone)}
 
 
