@@ -310,6 +310,23 @@ def test_cifar_without_files_or_archive(tmp_path: Path, offline_torchvision) -> 
         load_dataset("cifar10", root=tmp_path, download=False)
 
 
+def test_offline_env_never_tries_a_download(tmp_path: Path, sample_data, offline_torchvision,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """OICSR_LAB_OFFLINE=1: no download attempt at all; the archive is used, and the note says why."""
+    tree_root = tmp_path / "src"
+    expected = write_tree(tree_root, sample_data, classes=CIFAR_CLASSES, n_train=2, n_test=1)
+    make_tar(tree_root, tmp_path / "cifar10-jpeg.tar.gz", "cifar10")
+    monkeypatch.setenv("OICSR_LAB_OFFLINE", "1")
+    with pytest.warns(UserWarning, match="download disabled"):
+        ds = load_dataset("cifar10", root=tmp_path)
+    assert offline_torchvision == []
+    same_content(ds, expected)
+    monkeypatch.setenv("OICSR_LAB_OFFLINE", "0")
+    with pytest.warns(UserWarning, match="download failed"):
+        load_dataset("cifar10", root=tmp_path)
+    assert offline_torchvision == ["CIFAR10"]
+
+
 # -- the data root ---------------------------------------------------------------------------
 def test_data_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--data-dir (root=) beats $OICSR_LAB_DATA, which beats the user cache dir."""

@@ -156,6 +156,12 @@ class DatasetSplits:
         return torch.zeros(batch, 3, self.input_size, self.input_size)
 
 
+def offline() -> bool:
+    """True when ``$OICSR_LAB_OFFLINE`` is set (``1``, ``true``, ``yes``): never try a download (a machine whose
+    network hangs instead of failing fast); a local archive in the data root is used instead."""
+    return os.environ.get("OICSR_LAB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data folder: ``root`` if given, else ``$OICSR_LAB_DATA``, else the user cache dir."""
     if root is not None:
@@ -255,7 +261,7 @@ def _load(name: str, root: str | os.PathLike | None, download: bool, size: int |
     if name == SAMPLE_NAME:
         return _from_imagefolder(sample_path(), SAMPLE_NAME, root_path, size)
     if name in ("cifar10", "cifar100"):
-        return _from_torchvision(name, root_path, download)
+        return _from_torchvision(name, root_path, download and not offline())
     raise DataError(
         f"unknown dataset {name!r}; choose cifar10-sample (shipped), cifar10, cifar100 or imagefolder:<path>"
     )
