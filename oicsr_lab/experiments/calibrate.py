@@ -149,7 +149,8 @@ def calibration_run(config: dict[str, Any], root: str, data_dir: str | None, dev
         last = trainer.fit()[-1]
         row = {"reg": cfg.reg, "strength": cfg.strength, "options": cfg.reg_options, "seed": cfg.seed,
                "epochs": cfg.epochs, "val_acc": last["val_acc"], "val_loss": last["val_loss"],
-               "train_acc": last["train_acc"], "train_s": time.perf_counter() - t0, "folder": f.name}
+               "train_acc": last["train_acc"], "train_s": time.perf_counter() - t0, "folder": f.name,
+               "device": trainer.device.type, "precision": trainer.precision}
         return {**row, **measure(trainer.model, data, data.val)}
 
     return cached(folder, compute)[0]
