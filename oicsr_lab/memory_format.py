@@ -9,8 +9,9 @@ pass of the networks this lab trains:
   corruption, a hang or silently wrong gradients). A width-0.25 ResNet-20 or a pruned network has
   such a shortcut; on a 2-core AMD EPYC with AVX2 only, every channels_last backward of them
   crashed ("double free or corruption") while the contiguous format never did;
-* whatever the CPU, a strided 1x1 convolution with fewer than 16 input channels (AVX-512's block)
-  is the same pattern, so it trains in the contiguous format there too.
+* on AVX-512 CPUs a strided 1x1 convolution with fewer than 16 input channels (AVX-512's block) is
+  the same pattern. It was not seen failing there, but a wrong gradient need not crash, so such a
+  network trains in the contiguous format as a precaution (slower, never wrong).
 
 Forward passes (evaluation, inference) are not affected and keep channels_last.
 
