@@ -274,6 +274,7 @@ def offline_torchvision(monkeypatch: pytest.MonkeyPatch, no_network) -> list:
     import torchvision.datasets as tvd
 
     attempts: list = []
+    monkeypatch.delenv("OICSR_LAB_OFFLINE", raising=False)  # the tests that need it set it themselves
 
     def download(self) -> None:
         attempts.append(type(self).__name__)
