@@ -416,3 +416,18 @@ def test_finetuned_with_one_ratio_draws_dodged_error_bars_and_names_the_referenc
     assert ax.get_xlim() == (40.0, 60.0)
     assert "dense (shipped L2)" in [t.get_text() for t in fig.legends[0].get_texts()]
     plt.close(fig)
+
+
+def test_pipeline_step_ticks_name_the_shared_flops_target():
+    """Each step's tick carries its FLOPs target when every regulariser shares it (read without .agg: an array-valued
+    aggregation raised "Must produce aggregated value" on pandas 3.0.6 and lost the GPU run its pipeline figure)."""
+    from oicsr_lab.plots.pipeline import _step_ticks, pipeline_frame
+
+    rows = [{"reg": reg, "step": k, "target_ratio": t, "achieved_ratio": t, "acc_before_retrain": 80.0,
+             "acc_after_retrain": 85.0, "flops": 4e7 * (1 - t), "stage": st, "seed": seed}
+            for reg in ("gl", "oicsr_gl") for seed in (0, 1)
+            for k, t, st in ((0, 0.0, "dense"), (1, 0.1, "prune"), (2, 0.1, "finetune"))]
+    steps, labels = _step_ticks(pipeline_frame(rows, None))
+    assert list(steps) == [0, 1, 2] and labels == ["0\n0%", "1\n10%", "2\n10%"]
+    rows[1] = dict(rows[1], target_ratio=0.2)  # one regulariser's step 1 aims elsewhere: plain step numbers
+    assert _step_ticks(pipeline_frame(rows, None))[1] == ["0", "1", "2"]

@@ -94,7 +94,9 @@ def _step_ticks(df: pd.DataFrame) -> tuple[list[int], list[str]]:
     steps = sorted(df["step"].unique())
     labels = [str(s) for s in steps]
     if "target_ratio_pct" in df.columns:
-        tgt = df.groupby("step")["target_ratio_pct"].agg(lambda v: v.round(3).unique())
+        # a plain loop, not .agg(): an aggregation returning an array fails on some pandas releases (3.0.6:
+        # "Must produce aggregated value"), which cost the GPU run its pipeline figure
+        tgt = {s: g.round(3).unique() for s, g in df.groupby("step")["target_ratio_pct"]}
         if all(len(tgt[s]) == 1 for s in steps):
             labels = [f"{s}\n{tgt[s][0]:.3g}%" for s in steps]
     return steps, labels
