@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The main job: prune, fine-tune and report the shipped course-trained ResNet-20s on the embedded CIFAR-10 sample
-# (no training; `oicsr-lab reproduce --preset quick` is the train-your-own version).
+# (no training; `oicsr-lab reproduce --preset quick` is the train-your-own version). SCOPE=auto runs the lite scope
+# on a CPU without native bf16, where the full demo takes far over 5 minutes (docs/results.md 3); SCOPE=full or
+# SCOPE=lite chooses.
+SCOPE ?= auto
 demo: $(STAMP)
-	$(BIN)/oicsr-lab reproduce --preset demo --out reports/demo
+	$(BIN)/oicsr-lab reproduce --preset demo --scope $(SCOPE) --out reports/demo
 
 # The course-scale protocol on the same shipped networks: the full CIFAR-10 archive (OICSR_LAB_DATA or --data-dir must
 # hold it), choices on the networks' own 5,000-image hold-out, the whole 10,000-image test split, one-shot pruning +

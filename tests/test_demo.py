@@ -84,27 +84,41 @@ def test_demo_spec_prunes_shipped_models_without_training() -> None:
 
 
 def test_demo_reproduce_on_the_shipped_l2(tmp_path, data_dir) -> None:
-    """A reduced demo end to end: the shipped network enters the run cache unchanged, is swept, fine-tuned
-    and reported against itself as the dense reference; a rerun computes nothing."""
+    """A reduced demo end to end, in the lite scope: the shipped network enters the run cache unchanged, is swept
+    on the lite scope's 500 test images, fine-tuned on 1,024 training images and measured on those same 500 (its
+    accuracy before fine-tuning is the sweep's at that plan), reported against itself as the dense reference, no
+    pipeline; a rerun computes nothing."""
+    import csv
+
     from oicsr_lab.experiments import reproduce
     from oicsr_lab.pretrained import pretrained
     from oicsr_lab.train import load_trained
 
     kw = dict(regs=["l2"], seeds=[0], ratios=[0.3], finetune_ratios=[0.3], criteria="out_in,random", table1=False,
-              threads=1, jobs=1, data_dir=data_dir, show_progress=False, log=None)
+              threads=1, jobs=1, data_dir=data_dir, show_progress=False, log=None, scope="lite")
     summary = reproduce("demo", tmp_path, **kw)
     entry = find("resnet20", "l2", 0)
     run = summary["runs"]["0"]["l2"]
     assert run["folder"].startswith("runs/l2-shipped-")
     assert run["test_acc"] == pytest.approx(entry["sample_test_acc"], abs=0.05)
+    assert summary["config"]["scope"]["name"] == "lite" and summary["notes"][0].startswith("demo scope lite")
+    assert summary["config"]["sweep"]["test_images"] == 500 and summary["config"]["pipeline"]["regs"] == []
+    assert "demo scope lite" in (tmp_path / "index.html").read_text()
+    sweep = {(r["criterion"], float(r["ratio"])): r for r in csv.DictReader(open(tmp_path / "sweep.csv"))}
+    ft_row, = csv.DictReader(open(tmp_path / "finetune.csv"))
+    assert float(ft_row["acc_before_retrain"]) == pytest.approx(
+        float(sweep[(ft_row["criterion"], 0.3)]["acc_before_retrain"]), abs=0.21)  # same plan, same 500 images
+    ft_dir, = (tmp_path / "finetunes").iterdir()
+    log = ft_dir / "r30" / "finetune" / "train" / "metrics.jsonl"
+    metrics = [json.loads(x) for x in log.read_text().splitlines()]
+    assert round(metrics[-1]["img_per_s"] * metrics[-1]["epoch_time_s"]) == 1024  # images the epoch saw
+    assert not (tmp_path / "pipelines").exists()
     model, blob = load_trained(tmp_path / run["folder"])
     ref = pretrained("resnet20", "l2", 0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
     assert blob["shipped"] == entry["name"]
     assert sorted(p.name.split("-")[1] for p in (tmp_path / "runs").iterdir()) == ["shipped"]  # nothing trained
     assert "shipped dense L2" in summary["references"]["0"]["note"]
-    ft = (tmp_path / "finetune.csv").read_text().splitlines()
-    assert len(ft) == 2 and ",0.3," in ft[1]
     rows = [r.split(",") for r in (tmp_path / "sweep.csv").read_text().splitlines()]
     assert {r[rows[0].index("criterion")] for r in rows[1:]} == {"out_in", "random"}
     again = reproduce("demo", tmp_path, **kw)
@@ -159,3 +173,55 @@ def test_pipeline_measurements_run_under_the_asked_precision(monkeypatch, sample
                          eval_precision=precision)
     # dense, prune1 and retrain1 measurements + the retrain's first epoch (its last is measured by the pipeline)
     assert len(seen) == 4 and set(seen) == {autocast_on}
+
+
+def test_demo_scope_auto_is_lite_only_on_a_cpu_without_native_bf16(monkeypatch) -> None:
+    """auto: the full demo where evaluations run in bf16 or off the CPU; lite on an fp32-only CPU; explicit asks
+    are honoured; anything else is a one-line error."""
+    import oicsr_lab.precision as precision
+    from oicsr_lab.experiments.spec import demo_scope
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    assert demo_scope("auto", "cpu")[0] == "lite" and "--scope full" in demo_scope(None, "cpu")[1]
+    assert demo_scope("auto", "cuda")[0] == "full"
+    assert demo_scope("full", "cpu") == ("full", "asked for (--scope full)")
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    assert demo_scope("auto", "cpu")[0] == "full" and demo_scope("lite", "cpu")[0] == "lite"
+    with pytest.raises(ConfigError, match="unknown demo scope 'small'; choose one of auto, full, lite"):
+        demo_scope("small")
+
+
+def test_demo_lite_spec_is_the_full_one_made_smaller() -> None:
+    """The lite scope keeps every network, criterion and the validation choice; it sweeps fewer ratios on fewer
+    test images, fine-tunes on fewer images and runs no pipeline. The full spec's cache keys are untouched."""
+    full, lite = build_spec("demo"), build_spec("demo", scope="lite", scope_reason="test")
+    assert (lite["regs"], lite["seeds"], lite["runs"]) == (full["regs"], full["seeds"], full["runs"])
+    assert lite["sweep"]["criteria"] == full["sweep"]["criteria"] and lite["validation"] == full["validation"]
+    assert len(lite["seeds"]) >= 3
+    assert lite["sweep"]["ratios"] == [0.1, 0.3, 0.5] and lite["sweep"]["test_images"] == 500
+    assert full["sweep"]["test_images"] == 1000 and len(full["sweep"]["ratios"]) == 7
+    assert lite["finetune"]["train_images"] == 1024 and lite["finetune"]["test_images"] == 500
+    assert "train_images" not in full["finetune"] and "test_images" not in full["finetune"]
+    assert lite["pipeline"]["regs"] == [] and full["pipeline"]["regs"] == ["oicsr_gl", "gl"]
+    assert lite["scope"] == {"name": "lite", "why": "test"} and full["scope"]["name"] == "full"
+    assert "scope" not in build_spec("quick")
+
+
+@pytest.mark.parametrize("preset, kw, message", [
+    ("quick", {}, "--scope lite is a scope of --preset demo, not of quick"),
+    ("demo", {"dataset": "cifar10"}, "--scope lite is the demo on the embedded sample"),
+])
+def test_lite_scope_refuses_what_it_is_not(preset, kw, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_spec(preset, scope="lite", **kw)
+
+
+def test_demo_on_the_archive_is_always_the_full_scope(monkeypatch) -> None:
+    """`make demo-full` (--data cifar10) and other presets never switch to lite, whatever the CPU."""
+    import oicsr_lab.precision as precision
+    from oicsr_lab.experiments.reproduce import _scope
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    assert _scope("demo", None, "auto", "cpu")[0] == "lite"
+    assert _scope("demo", "cifar10", "auto", "cpu") == ("full", None)
+    assert _scope("quick", None, "auto", "cpu") == ("full", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..experiments.spec import REPRODUCE, parse_list
+from ..experiments.spec import DEMO_SCOPES, REPRODUCE, parse_list
 from ..regularizers import names
 from .common import AUTO_THREADS_HELP, add_common, set_help
 
@@ -55,6 +55,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table1-weights",
                    help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
+    p.add_argument("--scope", choices=DEMO_SCOPES, default="auto",
+                   help="--preset demo on the sample: full (7 ratios on 1,000 test images, pipelines), lite (3 "
+                   "ratios on 500, a fine-tune on 1,024 images, no pipeline) or auto (lite on a CPU without native "
+                   "bf16, where the full scope takes far over 5 minutes; default)")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for independent runs (default: the idle cores, one thread each)")
     add_common(p)
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, criteria=args.criteria, finetune_control=args.finetune_control,
         strengths=_strengths(args.strength), table1=not args.no_table1, table1_weights=args.table1_weights,
         device=args.device, threads=args.threads, jobs=args.jobs, data_dir=args.data_dir,
-        show_progress=False if args.no_progress else None,
+        show_progress=False if args.no_progress else None, scope=args.scope,
     )
     print(f"report: {args.out or f'reports/{args.preset}'}/index.html  (wall {summary['wall_s']:.1f}s, "
           f"{summary['cache']['computed']} computed, {summary['cache']['hit']} cached)")

@@ -72,12 +72,13 @@ def finetune_cached(
 
     def compute(f: Path) -> dict[str, Any]:
         rows = []
+        ft_data, config = _finetune_data(data, run, settings)
         for ratio in settings["ratios"]:
             if log is not None:
                 log(f"one-shot prune of {run.config.reg} seed {run.config.seed} to {ratio:.0%} FLOPs by {crit}, "
                     f"fine-tune {settings['epochs']} epochs")
             res = prune_iteratively(
-                copy.deepcopy(run.load_model("cpu")), data, run.config, target_ratio=ratio, step_ratio=ratio,
+                copy.deepcopy(run.load_model("cpu")), ft_data, config, target_ratio=ratio, step_ratio=ratio,
                 retrain_epochs=0, finetune_epochs=settings["epochs"], criterion=crit,
                 normalize=settings["normalize"], max_layer_ratio=settings["max_layer_ratio"],
                 out_dir=f / f"r{round(ratio * 100)}", device=device, show_progress=show_progress,
@@ -92,6 +93,21 @@ def finetune_cached(
 
     result, hit = cached(folder, compute)
     return result["rows"], hit
+
+
+def _finetune_data(data: DatasetSplits, run: TrainedRun, settings: dict[str, Any]) -> tuple[DatasetSplits, Any]:
+    """The data and config a fine-tune uses: ``run``'s, or with ``settings``' ``test_images`` (the sweep's fixed
+    test subset, seed 0, so the accuracy before fine-tuning is the sweep's at that plan) and ``train_images`` (a
+    seeded subset of the training images; the demo's lite scope)."""
+    import dataclasses
+
+    config = run.config
+    if settings.get("test_images"):
+        data = dataclasses.replace(data, test=data.test.subset(int(settings["test_images"]), seed=0))
+        config = config.replace(test_subset=None)
+    if settings.get("train_images"):
+        config = config.replace(train_subset=int(settings["train_images"]))
+    return data, config
 
 
 CONTROL_CRITERION = "none"  # finetune.csv's criterion for the unpruned control (ratio 0)
@@ -114,14 +130,16 @@ def control_cached(
     """
     from ..pruning.iterative import finetune_unpruned
 
-    ctl = {"epochs": int(settings["epochs"]), "eval_precision": settings.get("eval_precision", "fp32")}
+    ctl = {"epochs": int(settings["epochs"]), "eval_precision": settings.get("eval_precision", "fp32"),
+           **{k: int(settings[k]) for k in ("train_images", "test_images") if settings.get(k)}}
     key = config_hash({'run': run.key, 'control': ctl})
     folder = Path(root) / "finetunes" / f"{run.config.reg}-unpruned-{key}"
 
     def compute(f: Path) -> dict[str, Any]:
         if log is not None:
             log(f"control: fine-tune {run.config.reg} seed {run.config.seed} unpruned {ctl['epochs']} epochs")
-        r = finetune_unpruned(copy.deepcopy(run.load_model("cpu")), data, run.config, epochs=ctl["epochs"],
+        ctl_data, config = _finetune_data(data, run, ctl)
+        r = finetune_unpruned(copy.deepcopy(run.load_model("cpu")), ctl_data, config, epochs=ctl["epochs"],
                               out_dir=f, device=device, show_progress=show_progress,
                               eval_precision=ctl["eval_precision"])
         row = {"model": model_label, "reg": run.config.reg, "seed": run.config.seed, "criterion": CONTROL_CRITERION,

@@ -140,6 +140,23 @@ def reference_phrase(references: dict[str, Any] | None, shipped: bool = False) -
     return "no dense reference (the shipped L2 is not among --regs)" if shipped else TRAINED_REFERENCE
 
 
+def finetune_phrase(config: dict[str, Any]) -> str:
+    """How long the one-shot fine-tune was, from a reproduce spec (``summary["config"]``), in words.
+
+    Example:
+        >>> finetune_phrase({"finetune": {"epochs": 1, "train_images": 1024}, "base_config": {"batch_size": 128}})
+        '1 epoch over 1,024 training images (8 SGD steps of 128)'
+    """
+    ft = config.get("finetune") or {}
+    epochs = int(ft.get("epochs") or 0)
+    n = ft.get("train_images")
+    if not n:
+        return f"{epochs} epoch(s)"
+    bs = int((config.get("base_config") or {}).get("batch_size") or 128)
+    steps = epochs * (int(n) // bs)  # training drops the last partial batch
+    return (f"{epochs} epoch{'s' if epochs != 1 else ''} over {int(n):,} training images ({steps} SGD steps of {bs})")
+
+
 def after_finetuning(ft_rows: list[dict[str, Any]], references: dict[str, Any]) -> dict[str, Any]:
     """Table 1 form: per method and ratio, FLOPs, params, top-1 after fine-tuning (mean, interval) and the
     paired difference to the dense reference trained for the same total epochs."""

@@ -75,7 +75,7 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
         add("Energy of every prunable layer", "energy_grid", "One panel per layer pair.",
             lambda: plots.static_energy_grid(energies))
     if sweep and any(r.get("val_acc_before_retrain") not in (None, "") for r in sweep):
-        from .protocol import after_finetuning, before_retraining, reference_phrase
+        from .protocol import after_finetuning, before_retraining, finetune_phrase, reference_phrase
 
         before = before_retraining(sweep)
         classes = (summary or {}).get("data", {}).get("classes") or 10
@@ -95,7 +95,8 @@ def _figures(out: Path, files: dict[str, Any], errors: list[str],
                 errors.append(f"finetuned: {type(e).__name__}: {e}")
         if after is not None:
             add("Accuracy after fine-tuning at matched FLOPs", "finetuned",
-                "One-shot Algorithm 1 then fine-tuning without the regulariser; dashed: "
+                "One-shot Algorithm 1 then fine-tuning without the regulariser for "
+                f"{finetune_phrase((summary or {}).get('config') or {})}; dashed: "
                 f"{reference_phrase((summary or {}).get('references'), shipped)}. Test accuracy, mean and 95 % "
                 "interval over seeds." + (" At 0 %: each network fine-tuned unpruned the same way (the control)."
                                           if 0.0 in after["ratios"] else ""),
@@ -197,7 +198,9 @@ def write_index(out: Path, summary: dict[str, Any], files: dict[str, Any]) -> di
     if have_plots:
         try:
             figs, tables = _figures(out, files, errors, summary)
-            plots.write_report(out, summary, figs, title=f"OICSR-lab reproduce: {summary.get('preset')}",
+            scope = (summary.get("config") or {}).get("scope")
+            intro = next((n for n in summary.get("notes", []) if n.startswith("demo scope")), "") if scope else ""
+            plots.write_report(out, summary, figs, title=f"OICSR-lab reproduce: {summary.get('preset')}", intro=intro,
                                tables=tables + [("Files",
                                                  _plain_table([{"file": f} for f in summary.get("files", [])]))])
             info.update(figures=[str(f[1]) for f in figs], plots=True)

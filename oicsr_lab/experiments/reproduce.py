@@ -28,7 +28,7 @@ from .protocol import reference_phrase
 from .report import write_csv, write_index
 from .runs import TrainedRun, cached, config_hash, data_identity
 from .shipped import is_shipped, shipped_reference, spec_data
-from .spec import build_spec, pipeline_settings, pipeline_tasks
+from .spec import build_spec, pipeline_settings, pipeline_tasks, scope_note
 from .sweep import SWEEP_COLUMNS
 from .sweep_step import model_label, sweep_cached
 from .workers import default_jobs, obtain_run, reference_run, run_parallel, run_steps, tasks_of
@@ -67,6 +67,18 @@ def _table1_cached(root: Path, weights: str | None) -> tuple[dict, bool]:
     return cached(root / "table1" / f"resnet50-{config_hash(key)}", lambda f: compute_table1(weights=weights))
 
 
+def _scope(preset: str, dataset: str | None, scope: str | None, device: Any) -> tuple[str, str | None]:
+    """The scope build_spec gets: resolved by :func:`~.spec.demo_scope` for a preset that has a lite scope and runs
+    on the sample; otherwise ``full`` (asking another preset for ``lite`` is build_spec's error)."""
+    from .spec import REPRODUCE, demo_scope
+
+    if "lite" not in REPRODUCE.get(preset, {}) or dataset not in (None, "cifar10-sample"):
+        if scope in (None, "auto", "full"):
+            return "full", None
+        return scope, f"asked for (--scope {scope})"
+    return demo_scope(scope, device)
+
+
 def reproduce(
     preset: str = "ci",
     out: str | Path | None = None,
@@ -98,6 +110,7 @@ def reproduce(
     data_dir: str | Path | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = _stderr,
+    scope: str = "auto",
 ) -> dict[str, Any]:
     """Run (or resume, or read back) the whole reproduction at ``preset``; returns the summary dict.
 
@@ -105,6 +118,8 @@ def reproduce(
     the idle cores, one thread each; see :mod:`.workers`); ``threads``: CPU threads in all.
     ``pipeline_seeds``: the iterative pipeline at the first seed (None), every seed (``"all"``) or those listed;
     ``pipeline_criterion``: its ranking, out-in energy by default or ``"chosen"`` (each network's, on validation).
+    ``scope`` (``demo`` on the sample only): ``full``, ``lite`` or ``auto`` (:func:`~.spec.demo_scope`: lite on a
+    CPU without native bf16, where the full demo takes far over its 5 minutes).
     """
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
@@ -113,16 +128,20 @@ def reproduce(
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}; pass e.g. --jobs 2")
     set_threads(total_threads)
+    dev = resolve_device(device)
+    scope_name, scope_why = _scope(preset, dataset, scope, dev)
     spec = build_spec(preset, model=model, dataset=dataset, regs=regs, ratios=ratios, seeds=seeds, epochs=epochs,
                       width=width, pipeline_regs=pipeline_regs, pipeline_target=pipeline_target, strengths=strengths,
                       pipeline_retrain_epochs=pipeline_retrain_epochs,
                       pipeline_finetune_epochs=pipeline_finetune_epochs, pipeline_seeds=pipeline_seeds,
                       pipeline_criterion=pipeline_criterion, finetune_epochs=finetune_epochs,
                       finetune_ratios=finetune_ratios,
-                      precision=precision, criteria=criteria, finetune_control=finetune_control)
+                      precision=precision, criteria=criteria, finetune_control=finetune_control,
+                      scope=scope_name, scope_reason=scope_why)
     root = Path(out or f"reports/{preset}")
     root.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    if "scope" in spec:
+        log(f"{preset} scope: {scope_name} ({scope_why})")
     data = spec_data(spec, load_dataset(spec["base_config"]["dataset"], root=data_dir))  # demo: the sample
     for note in data.notes:
         log(f"note: {note}")
@@ -216,6 +235,7 @@ def reproduce(
         "references": references,
         "cache": hits, "files": [f for f in FILES if (root / f).exists() or f in ("summary.json", "index.html")],
         "notes": [
+            *([scope_note(spec)] if "scope" in spec else []),
             "accuracies are top-1 test accuracy in percent; sweep accuracies are before retraining (masks)",
             f"sweep: Algorithm 1 one shot, per-layer cap {spec['sweep']['max_layer_ratio']}, "
             f"{spec['sweep']['test_images']} test images (fixed subset, seed 0)",

@@ -69,7 +69,8 @@ STRENGTH_SOURCE = {
     "ci": "ci keeps quick's lambda x sum(lr) of the earlier (test-split) calibration; ci numbers are smoke tests only",
     "quick": "oicsr-lab calibrate --preset quick on the validation split (seeds 100 and 101, all six regularisers)",
     "course": ("the one-seed quick validation calibration's lambda x sum(lr) transferred to 50 epochs (what the "
-               "shipped networks were trained with); course calibration pending"),
+               "shipped networks were trained with); the course-scale calibration (docs/results.md 14) accepts "
+               "stronger values, GL x1.7, OICSR-GL and L1-BN at least x1.7 and x1.5"),
     "paper": "the paper's subgradient form at Network Slimming's published 1e-5 scale; not calibrated here",
     "demo": "those the shipped models were trained with (course's; oicsr_lab/pretrained/manifest.json)",
 }
@@ -89,7 +90,12 @@ REPRODUCE: dict[str, dict[str, Any]] = {
              "finetune": {"ratios": (0.5,), "epochs": 1},  # one ratio: 12 networks in <= 5 min (results 8)
              "finetune_control": False,  # the unpruned control doubles the fine-tune time: --finetune-control
              "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.3, "step_ratio": 0.1,
-                          "retrain_epochs": 1, "finetune_epochs": 1}},
+                          "retrain_epochs": 1, "finetune_epochs": 1},
+             # the lite scope (DEMO_SCOPES): what replaces the above on a CPU that computes in fp32 only, where
+             # the full scope takes ~24 min on 2 cores (docs/results.md 3): 3 ratios on 500 test images, the
+             # fine-tune over 1,024 of the 4,502 training images, no iterative pipeline (--scope full has it)
+             "lite": {"ratios": (0.1, 0.3, 0.5), "sweep_test": 500,
+                      "finetune": {"ratios": (0.5,), "epochs": 1, "train_images": 1024}, "pipeline_regs": ()}},
     # < 3 min on 2 CPU cores: width-0.25 ResNet-20, 1,000 train / 500 test images, 2 epochs per run
     "ci": {"train": {"epochs": 2, "lr": 0.1, "batch_size": 32}, "ratios": (0.1, 0.3, 0.5), "sweep_test": 500,
            "seeds": (0,),
@@ -112,6 +118,49 @@ REPRODUCE: dict[str, dict[str, Any]] = {
               "pipeline": {"regs": ("oicsr_gl", "gl"), "target_ratio": 0.5, "step_ratio": 0.1,
                            "retrain_epochs": 10, "finetune_epochs": 40}},
 }
+
+# The demo's scopes: ``full`` (the preset as above) and ``lite`` (its "lite" entry), and ``auto``: full where the
+# evaluations run in bf16 or on a GPU, lite on a CPU without native bf16 (fp32 arithmetic), so that `make demo`
+# stays within its 5 minutes on 2 cores of either (docs/results.md 3 and 8).
+DEMO_SCOPES = ("auto", "full", "lite")
+
+
+def demo_scope(requested: str | None, device: Any = "cpu") -> tuple[str, str]:
+    """``(scope, why)``: the demo scope to run on ``device`` when ``requested`` (``auto``, ``full``, ``lite``).
+
+    Example:
+        >>> demo_scope("lite")
+        ('lite', 'asked for (--scope lite)')
+    """
+    import torch
+
+    from ..precision import native_bf16
+
+    requested = requested or "auto"
+    if requested not in DEMO_SCOPES:
+        raise ConfigError(f"unknown demo scope {requested!r}; choose one of {', '.join(DEMO_SCOPES)}")
+    if requested != "auto":
+        return requested, f"asked for (--scope {requested})"
+    dev = torch.device(device)
+    if dev.type != "cpu":
+        return "full", f"auto: the device is {dev.type}"
+    if native_bf16():
+        return "full", "auto: this CPU has native bf16 (the evaluations run in bf16)"
+    return "lite", ("auto: this CPU has no native bf16, so every step runs in fp32 and the full scope takes far "
+                    "over 5 minutes; --scope full runs it")
+
+
+def scope_note(spec: dict[str, Any]) -> str:
+    """The summary's line on the demo scope that ran, what it leaves out, and how to run the other."""
+    name, why = spec["scope"]["name"], spec["scope"]["why"]
+    if name == "full":
+        return f"demo scope full ({why}); --scope lite is the 5-minute version for CPUs without native bf16"
+    ft = spec["finetune"]
+    return (f"demo scope lite ({why}): sweep at {', '.join(f'{r:.0%}' for r in spec['sweep']['ratios'])} FLOPs on "
+            f"{spec['sweep']['test_images']} of the sample's test images, fine-tune on {ft.get('train_images')} "
+            f"training images, {'no iterative pipeline' if not spec['pipeline']['regs'] else 'the pipeline'}; "
+            f"--scope full runs the whole demo (7 ratios, 1,000 test images, 4,502 training images, pipelines)")
+
 
 SWEEP_DEFAULTS = {"normalize": "layer_max", "max_layer_ratio": 0.9, "criteria": PROTOCOL_CRITERIA}
 PIPELINE_DEFAULTS = {"criterion": "out_in", "normalize": "layer_max", "max_layer_ratio": 0.5}
@@ -149,17 +198,32 @@ def build_spec(
     finetune_control: bool | None = None,
     pipeline_seeds: str | list[int] | None = None,
     pipeline_criterion: str | None = None,
+    scope: str = "full",
+    scope_reason: str | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able description of a reproduce run (also recorded in summary.json).
 
     ``pipeline_seeds`` chooses the seeds the iterative pipeline runs at: None, the first seed (every preset's
     default); ``"all"``, every seed of the run; or a list of seeds from ``seeds``. ``pipeline_criterion`` ranks the
     pipeline's channels: a criterion name (default out-in energy, for every method) or ``"chosen"``, each network's
-    criterion chosen on the validation split from its sweep (as the one-shot fine-tune does).
+    criterion chosen on the validation split from its sweep (as the one-shot fine-tune does). ``scope`` (the
+    ``demo`` preset on the sample only): ``full`` or ``lite`` (see :func:`demo_scope`), recorded with ``scope_reason``.
     """
     if preset_name not in REPRODUCE:
         raise ConfigError(f"unknown preset {preset_name!r}; choose one of {', '.join(REPRODUCE)}")
     rp = copy.deepcopy(REPRODUCE[preset_name])
+    lite = rp.pop("lite", None)
+    if scope not in ("full", "lite"):
+        raise ConfigError(f"unknown scope {scope!r}; choose full or lite (auto is resolved by demo_scope)")
+    if scope == "lite":
+        if lite is None:
+            raise ConfigError(f"--scope lite is a scope of --preset demo, not of {preset_name}; drop --scope")
+        if dataset not in (None, "cifar10-sample"):
+            raise ConfigError("--scope lite is the demo on the embedded sample; drop --scope (or --data) to prune the "
+                              "shipped networks on the archive")
+        pipe_regs = lite.pop("pipeline_regs")
+        rp.update(lite)
+        rp["pipeline"]["regs"] = pipe_regs
     base = preset(rp.get("train_preset", preset_name), **rp["train"])
     base = base.replace(model=model, dataset=dataset, epochs=epochs, width=width, precision=precision)
     full = False  # demo on the archive the shipped networks trained on (--data cifar10), not on the sample
@@ -227,8 +291,11 @@ def build_spec(
         ft["eval_precision"] = pipe["eval_precision"] = rp["sweep_precision"]
     if ft["epochs"] < 0 or any(not (0 < r < 1) for r in ft["ratios"]):
         raise ConfigError(f"fine-tune epochs must be >= 0 and ratios in (0, 1), got {ft['epochs']} and {ft['ratios']}")
+    if "train_images" in rp["finetune"]:  # lite: fine-tune on fewer images, measure on the sweep's test images
+        ft.update(train_images=int(rp["finetune"]["train_images"]), test_images=int(rp["sweep_test"]))
     return {
         "preset": preset_name, "base_config": base.to_dict(), "source": rp.get("source", "train"),
+        **({"scope": {"name": scope, "why": scope_reason or "asked for"}} if lite is not None else {}),
         "not_in_grid": missing,
         "validation": (SHIPPED_VALIDATION_FULL if full else SHIPPED_VALIDATION) if rp.get("source") == SHIPPED
         else VALIDATION,

@@ -100,7 +100,14 @@ def _paired_table(title: str, paired: dict[str, dict[float, dict]], ratios: list
 
 def protocol_tables(report: str | Path) -> str:
     """The protocol's markdown: before retraining with intervals, paired differences, after fine-tuning."""
-    from .protocol import HEADLINE, after_finetuning, before_retraining, is_criteria_sweep, reference_phrase
+    from .protocol import (
+        HEADLINE,
+        after_finetuning,
+        before_retraining,
+        finetune_phrase,
+        is_criteria_sweep,
+        reference_phrase,
+    )
     from .spec import VALIDATION
 
     report = Path(report)
@@ -130,10 +137,9 @@ def protocol_tables(report: str | Path) -> str:
         ft = pd.read_csv(report / "finetune.csv").to_dict("records")
         if ft:
             a = after_finetuning(ft, summary.get("references", {}))
-            epochs = summary["config"].get("finetune", {}).get("epochs")
             lines = ["### After fine-tuning at matched FLOPs (Table 1 form)", "",
-                     f"One-shot Algorithm 1 at each method's validation-chosen criterion, then {epochs} epoch(s) of "
-                     f"fine-tuning without the regulariser. Δ: paired difference to "
+                     f"One-shot Algorithm 1 at each method's validation-chosen criterion, then fine-tuning without "
+                     f"the regulariser for {finetune_phrase(summary['config'])}. Δ: paired difference to "
                      f"{reference_phrase(summary.get('references'), shipped)} ({_ci(a['dense'], n_all=n)}). "
                      + where, "",
                      "| method | FLOPs removed | FLOPs (M) | params (K) | criterion | before retraining | "

@@ -157,11 +157,14 @@ class _Pipeline:
         return g
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
-        """Test accuracy, MACs and parameters of ``model``."""
+        """Test accuracy, MACs and parameters of ``model`` (the accuracy of a BN-folded channels_last copy: the
+        model's own up to float rounding, about twice as fast on a CPU; the model itself is left as it is)."""
         from ..flops import count_flops
+        from ..inference import inference_copy
 
         with autocast(self.eval_precision, self.device):
-            acc = evaluate(model, self.data, self.test_split, device=self.device)["acc"]
+            acc = evaluate(inference_copy(model), self.data, self.test_split, device=self.device,
+                           channels_last=True)["acc"]
         rep = count_flops(model, self.example)
         return {"acc": acc, "flops": int(rep.total_macs), "params": int(rep.total_params)}
 
