@@ -33,9 +33,11 @@ demo-full: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The linter, then the default test suite (well under 20 minutes on 2 CPU cores; notebooks included).
+# The linter, then the default test suite (notebooks included), one pytest-xdist worker per core (TEST_WORKERS=0:
+# one process), each module in one worker so module fixtures are built once.
+TEST_WORKERS ?= auto
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # Slow checks: larger hypothesis profiles, long training, full-archive runs.
 test-slow: $(STAMP)
