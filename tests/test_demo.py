@@ -225,3 +225,4 @@ def test_demo_on_the_archive_is_always_the_full_scope(monkeypatch) -> None:
     assert _scope("demo", None, "auto", "cpu")[0] == "lite"
     assert _scope("demo", "cifar10", "auto", "cpu") == ("full", None)
     assert _scope("quick", None, "auto", "cpu") == ("full", None)
+    assert "scope" not in build_spec("demo", dataset="cifar10")  # one scope there: no scope line in its report

@@ -117,7 +117,7 @@ def shipped_run(spec: dict[str, Any], root: Path, reg: str, seed: int, data: Dat
         arch = {"model": entry["model"], "width": float(entry["width"]), "num_classes": int(entry["num_classes"])}
         save_checkpoint(f / "checkpoint.pt", {"config": cfg.to_dict(), "arch": arch, "epoch": int(entry["epochs"]),
                                               "model": model.state_dict(), "history": [], "shipped": entry["name"]})
-        acc = evaluate(inference_copy(model), data, data.test, channels_last=True)["acc"]  # BN folded: ~2x faster
+        acc = evaluate(inference_copy(model), data, data.test, channels_last=True)["acc"]  # ~2x faster on a CPU
         return {"config": cfg.to_dict(), "reg": reg, "strength": cfg.strength, "reg_options": cfg.reg_options,
                 "seed": seed, "epochs": int(entry["epochs"]), "test_acc": acc, "test_images": len(data.test),
                 "shipped": entry["name"], "shipped_sha256": entry["sha256"],

@@ -295,7 +295,7 @@ def build_spec(
         ft.update(train_images=int(rp["finetune"]["train_images"]), test_images=int(rp["sweep_test"]))
     return {
         "preset": preset_name, "base_config": base.to_dict(), "source": rp.get("source", "train"),
-        **({"scope": {"name": scope, "why": scope_reason or "asked for"}} if lite is not None else {}),
+        **({"scope": {"name": scope, "why": scope_reason or "asked for"}} if lite is not None and not full else {}),
         "not_in_grid": missing,
         "validation": (SHIPPED_VALIDATION_FULL if full else SHIPPED_VALIDATION) if rp.get("source") == SHIPPED
         else VALIDATION,
