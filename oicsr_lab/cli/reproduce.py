@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..experiments.spec import DEMO_SCOPES, REPRODUCE, parse_list
+from ..experiments.spec import DEMO_SCOPES, REPRODUCE, parse_list, scope_summary
 from ..regularizers import names
 from .common import AUTO_THREADS_HELP, add_common, set_help
 
@@ -56,9 +56,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="torchvision resnet50 state dict for Table 1's scores (default: random init)")
     p.add_argument("--no-table1", action="store_true", help="skip the ResNet-50 Table 1 computation")
     p.add_argument("--scope", choices=DEMO_SCOPES, default="auto",
-                   help="--preset demo on the sample: full (7 ratios on 1,000 test images, pipelines), lite (3 "
-                   "ratios on 500, a fine-tune on 1,024 images, no pipeline) or auto (lite on a CPU without native "
-                   "bf16, where the full scope takes far over 5 minutes; default)")
+                   help=(f"--preset demo on the sample: full ({scope_summary('full')}), lite "
+                         f"({scope_summary('lite')}) or auto (lite on a CPU without native bf16, where the full scope "
+                         "takes far over 5 minutes; default)").replace("%", "%%"))  # argparse formats help with %
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for independent runs (default: the idle cores, one thread each)")
     add_common(p)

@@ -150,16 +150,37 @@ def demo_scope(requested: str | None, device: Any = "cpu") -> tuple[str, str]:
                     "over 5 minutes; --scope full runs it")
 
 
+def _measures(ratios, test_images: int, epochs: int, train_images: int | None, pipeline: bool) -> str:
+    """A demo's measurements in words (scope_summary, scope_note)."""
+    images = f"{train_images:,} training images" if train_images else "every training image"
+    return (f"sweep at {', '.join(f'{float(r):.0%}' for r in ratios)} FLOPs removed on {test_images:,} test "
+            f"images, {epochs} fine-tuning epoch(s) over {images}, "
+            f"{'the iterative pipelines' if pipeline else 'no pipeline'}")
+
+
+def scope_summary(name: str) -> str:
+    """What the demo measures in scope ``name`` (``full`` or ``lite``), in words, read from ``REPRODUCE``.
+
+    Example:
+        >>> scope_summary("lite").split(", 1 fine")[0]
+        'sweep at 10%, 30%, 50% FLOPs removed on 500 test images'
+    """
+    rp = REPRODUCE["demo"]
+    if name == "lite":
+        rp = {**rp, **rp["lite"], "pipeline": {"regs": rp["lite"]["pipeline_regs"]}}
+    ft = rp["finetune"]
+    return _measures(rp["ratios"], rp["sweep_test"], ft["epochs"], ft.get("train_images"), bool(rp["pipeline"]["regs"]))
+
+
 def scope_note(spec: dict[str, Any]) -> str:
-    """The summary's line on the demo scope that ran, what it leaves out, and how to run the other."""
+    """The summary's line on the demo scope that ran (as ``spec`` ran it), and how to run the other."""
     name, why = spec["scope"]["name"], spec["scope"]["why"]
     if name == "full":
         return f"demo scope full ({why}); --scope lite is the 5-minute version for CPUs without native bf16"
     ft = spec["finetune"]
-    return (f"demo scope lite ({why}): sweep at {', '.join(f'{r:.0%}' for r in spec['sweep']['ratios'])} FLOPs on "
-            f"{spec['sweep']['test_images']} of the sample's test images, fine-tune on {ft.get('train_images')} "
-            f"training images, {'no iterative pipeline' if not spec['pipeline']['regs'] else 'the pipeline'}; "
-            f"--scope full runs the whole demo (7 ratios, 1,000 test images, 4,502 training images, pipelines)")
+    ran = _measures(spec["sweep"]["ratios"], spec["sweep"]["test_images"], ft["epochs"], ft.get("train_images"),
+                    bool(spec["pipeline"]["regs"]))
+    return f"demo scope lite ({why}): {ran}; --scope full runs the whole demo ({scope_summary('full')})"
 
 
 SWEEP_DEFAULTS = {"normalize": "layer_max", "max_layer_ratio": 0.9, "criteria": PROTOCOL_CRITERIA}
